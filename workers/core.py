@@ -1,0 +1,141 @@
+"""WorkerCore: the connection table in front of reassembly, parsing and pairing.
+
+Strategy:
+- ``feed(ts_ns, segment)`` routes a decoded TCP segment to its connection (both directions
+  of a connection are stored under their own 4-tuple, so one dict lookup finds it) and
+  returns the API calls that became complete. ``tick(ts_ns)`` expires connections idle for
+  ``idle_timeout_s`` of *packet* time, so reading a capture file gives the same result as
+  capturing live. ``close()`` flushes everything.
+- A connection is created by a SYN or by a segment with payload (mid-stream pickup); pure
+  ACKs, FINs and RSTs of unknown connections are ignored. A new SYN on a tuple whose
+  connection has already carried data starts a fresh connection (port reuse).
+- The table is bounded: past ``max_connections`` the least recently active connection is
+  flushed and evicted (counted). Out-of-order bytes of all connections share one budget.
+- ``server_ports`` (optional) tells which side is the server when no SYN was seen; without
+  it the content decides (the side that sends a request line is the client).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from workers.anomalies import Anomalies, register
+from workers.connection import Connection
+from workers.limits import CoreLimits
+from workers.message import ApiCall
+from workers.segment import ACK, FIN, RST, SYN, Segment
+from workers.tcp import Budget
+
+ANOMALIES = register(
+    {
+        "conn_evicted": "the connection table was full; the least recently active was flushed",
+        "conn_expired": "a connection was idle past idle_timeout_s (packet time) and flushed",
+        "conn_port_reuse": "a new SYN on a tuple that had carried data: a new connection",
+    }
+)
+
+Key = tuple[bytes, int, bytes, int]
+
+
+class WorkerCore:
+    """Turns decoded TCP segments into API calls (reassembly + HTTP/1.x + pairing)."""
+
+    def __init__(
+        self, limits: CoreLimits | None = None, server_ports: Iterable[int] = ()
+    ) -> None:
+        self.limits = limits or CoreLimits()
+        self.server_ports = frozenset(server_ports)
+        self.anomalies = Anomalies()
+        self.budget = Budget(self.limits.max_buffered_bytes_total)
+        self.conns: dict[Key, Connection] = {}
+        self.out: list[ApiCall] = []
+        self.idle_ns = int(self.limits.idle_timeout_s * 1e9)
+        self.segments = 0
+
+    @property
+    def connection_count(self) -> int:
+        """Connections currently tracked."""
+        return len(self.conns) // 2
+
+    def feed(self, ts_ns: int, seg: Segment) -> list[ApiCall]:
+        """Take one TCP segment; return the calls it completed (usually none)."""
+        self.segments += 1
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        conn = self.conns.get(key)
+        flags = seg.flags
+        if conn is not None and flags & SYN and not flags & ACK and conn.finished is False:
+            side = conn.ra if key[0] == conn.a[0] and key[1] == conn.a[1] else conn.rb
+            if side.next_off > 0 and side.next_seq32 != (seg.seq + 1) & 0xFFFFFFFF:
+                self.anomalies.hit("conn_port_reuse")
+                self._drop(conn, ts_ns)
+                conn = None
+        if conn is None:
+            if not (flags & SYN or seg.payload) or flags & RST:
+                return self._take()
+            conn = self._open(key, seg, ts_ns)
+        conn.last_ts = ts_ns
+        if seg.src == conn.a[0] and seg.sport == conn.a[1]:
+            fwd, rev = conn.ra, conn.rb
+        else:
+            fwd, rev = conn.rb, conn.ra
+        if flags & RST:
+            fwd.segment(seg.seq, flags & ~FIN, seg.payload, ts_ns)
+            self._drop(conn, ts_ns)
+            return self._take()
+        fwd.segment(seg.seq, flags, seg.payload, ts_ns)
+        if flags & ACK:
+            rev.note_ack(seg.ack, ts_ns)
+        if conn.ra.ended and conn.rb.ended:
+            self._drop(conn, ts_ns)
+        return self._take()
+
+    def tick(self, ts_ns: int) -> list[ApiCall]:
+        """Expire connections idle for longer than the idle timeout (packet time)."""
+        limit = ts_ns - self.idle_ns
+        stale = {id(c): c for c in self.conns.values() if c.last_ts < limit}
+        for conn in stale.values():
+            self.anomalies.hit("conn_expired")
+            self._drop(conn, ts_ns)
+        return self._take()
+
+    def close(self, ts_ns: int | None = None) -> list[ApiCall]:
+        """Flush every connection (end of input or shutdown)."""
+        for conn in {id(c): c for c in self.conns.values()}.values():
+            self._drop(conn, ts_ns if ts_ns is not None else conn.last_ts)
+        return self._take()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _open(self, key: Key, seg: Segment, ts_ns: int) -> Connection:
+        if len(self.conns) // 2 >= self.limits.max_connections:
+            oldest = min(self.conns.values(), key=lambda c: c.last_ts)
+            self.anomalies.hit("conn_evicted")
+            self._drop(oldest, ts_ns)
+        flags = seg.flags
+        client_is_a: bool | None = None
+        if flags & SYN:
+            client_is_a = not flags & ACK
+        elif self.server_ports:
+            if seg.dport in self.server_ports and seg.sport not in self.server_ports:
+                client_is_a = True
+            elif seg.sport in self.server_ports and seg.dport not in self.server_ports:
+                client_is_a = False
+        conn = Connection(
+            (seg.src, seg.sport), (seg.dst, seg.dport), client_is_a, bool(flags & SYN),
+            self.limits, self.anomalies, self.budget, self.out,
+        )
+        self.conns[key] = conn
+        self.conns[(seg.dst, seg.dport, seg.src, seg.sport)] = conn
+        return conn
+
+    def _drop(self, conn: Connection, ts_ns: int) -> None:
+        conn.finish(ts_ns)
+        a, b = conn.a, conn.b
+        for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
+            if self.conns.get(key) is conn:
+                del self.conns[key]
+
+    def _take(self) -> list[ApiCall]:
+        if not self.out:
+            return []
+        out = self.out[:]
+        self.out.clear()
+        return out

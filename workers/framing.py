@@ -1,0 +1,181 @@
+"""Start lines, header blocks and message framing for HTTP/1.x (RFC 9112).
+
+Strategy: pure functions over bytes, lenient the way real servers and browsers are:
+- start lines may use several spaces or tabs between parts; a request line without a version
+  is HTTP/0.9 (RFC 9112 appendix C.1); the version token is matched case-insensitively;
+- header lines may end in CRLF or a bare LF; a line that starts with white space continues
+  the previous field (obs-fold, RFC 9112 section 5.2); white space around names and values is
+  dropped; lines without a colon are counted and skipped;
+- the body length follows RFC 9112 section 6.3 in its order: responses to HEAD, 1xx, 204 and
+  304 have none; 2xx to CONNECT and 101 switch to a tunnel; Transfer-Encoding whose final
+  coding is chunked wins over Content-Length; any other Transfer-Encoding on a response means
+  "until close"; otherwise a valid Content-Length; otherwise none (requests) or until close
+  (responses).
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from workers.anomalies import Anomalies, register
+from workers.message import Headers, HttpRequest
+
+ANOMALIES = register(
+    {
+        "http_header_without_colon": "a header line had no colon; it was skipped",
+        "http_bad_content_length": "Content-Length was not a number, negative or conflicting",
+        "http_te_and_cl": "both Transfer-Encoding and Content-Length; chunked was used",
+        "http_unknown_transfer_coding": "Transfer-Encoding not ending in chunked",
+        "http_unsolicited_101": "101 Switching Protocols without an Upgrade request header",
+    }
+)
+
+# A request line: method token, target, optional version. Targets may hold any byte except
+# CR/LF; white space runs are tolerated between the parts.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+REQUEST_LINE = re.compile(
+    rb"(" + _TOKEN + rb")[ \t]+([^ \t\r\n]+(?:[ \t]+[^ \t\r\n]+)*?)"
+    rb"(?:[ \t]+([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?))?[ \t]*\r?$"
+)
+STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?)(?:[ \t]+([^ \t\r\n]*))?(?:[ \t]+([^\r\n]*))?\r?$")
+# Where a message may start when resynchronising: a request line with an HTTP/1.x version,
+# or a status line. Anchored at a line start by the callers.
+RESYNC_REQUEST = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/1\.[01]\r?\n")
+RESYNC_STATUS = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
+HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class Framing(Enum):
+    """How the body of a message is delimited."""
+
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until-close"
+    TUNNEL = "tunnel"
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
+    """Return (end of header block, start of body) or None when the blank line is not there."""
+    m = HEAD_END.search(buf, start)
+    if m is None:
+        return None
+    return m.start(), m.end()
+
+
+def parse_header_lines(lines: list[bytes], anomalies: Anomalies) -> Headers:
+    """Parse header lines (without line ends) into (name, value) pairs in wire order."""
+    headers: Headers = []
+    for raw in lines:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw:
+            continue
+        if raw[0] in (0x20, 0x09):
+            if headers:  # obs-fold: continues the previous field value
+                name, value = headers[-1]
+                headers[-1] = (name, (value + b" " + raw.strip()).strip())
+            continue
+        name, sep, value = raw.partition(b":")
+        if not sep:
+            anomalies.hit("http_header_without_colon")
+            continue
+        headers.append((name.strip(), value.strip()))
+    return headers
+
+
+def header_values(headers: Headers, lname: bytes) -> list[bytes]:
+    """All values of the header named ``lname`` (lowercase), in wire order."""
+    return [v for n, v in headers if n.lower() == lname]
+
+
+def content_length(headers: Headers, anomalies: Anomalies) -> int | None:
+    """The message's Content-Length, or None when absent or unusable (counted)."""
+    values = header_values(headers, b"content-length")
+    if not values:
+        return None
+    found: set[int] = set()
+    for v in values:
+        for part in v.split(b","):  # "Content-Length: 5, 5" is a list of equal values
+            part = part.strip()
+            if not part.isdigit() or len(part) > 18:
+                anomalies.hit("http_bad_content_length")
+                return None
+            found.add(int(part))
+    if len(found) != 1:
+        anomalies.hit("http_bad_content_length")
+        return None
+    return found.pop()
+
+
+def is_chunked(headers: Headers, anomalies: Anomalies) -> bool | None:
+    """True when the final transfer coding is chunked, False for other codings, None if absent."""
+    values = header_values(headers, b"transfer-encoding")
+    if not values:
+        return None
+    codings = [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+    if codings and codings[-1] == b"chunked":
+        if header_values(headers, b"content-length"):
+            anomalies.hit("http_te_and_cl")
+        return True
+    anomalies.hit("http_unknown_transfer_coding")
+    return False
+
+
+def request_framing(headers: Headers, anomalies: Anomalies) -> tuple[Framing, int]:
+    """Body framing of a request (RFC 9112 section 6.3, items 4-7)."""
+    chunked = is_chunked(headers, anomalies)
+    if chunked:
+        return Framing.CHUNKED, 0
+    length = content_length(headers, anomalies)
+    if length:
+        return Framing.LENGTH, length
+    return Framing.NONE, 0
+
+
+def response_framing(
+    request: HttpRequest | None, status: int | None, headers: Headers, anomalies: Anomalies
+) -> tuple[Framing, int]:
+    """Body framing of a response to ``request`` (RFC 9112 section 6.3, items 1-8).
+
+    A 101 switches protocols only when the request asked for it with Upgrade (RFC 9110
+    section 15.2.2); an unsolicited 101 is read like any final response.
+    """
+    method = request.method if request is not None else None
+    if status is not None:
+        if method == b"CONNECT" and 200 <= status < 300:
+            return Framing.TUNNEL, 0
+        if status == 101:
+            if request is None or header_values(request.headers, b"upgrade"):
+                return Framing.TUNNEL, 0
+            anomalies.hit("http_unsolicited_101")
+            status = None  # framed like an ordinary response below
+    if status is not None:
+        if 100 <= status < 200 or status in (204, 304):
+            return Framing.NONE, 0
+    if method == b"HEAD":
+        return Framing.NONE, 0
+    chunked = is_chunked(headers, anomalies)
+    if chunked:
+        return Framing.CHUNKED, 0
+    if chunked is False:
+        return Framing.UNTIL_CLOSE, 0
+    length = content_length(headers, anomalies)
+    if length is not None:
+        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+    if header_values(headers, b"content-length"):
+        return Framing.UNTIL_CLOSE, 0  # unusable Content-Length: read what the server sends
+    return Framing.UNTIL_CLOSE, 0
+
+
+def parse_chunk_size(line: bytes) -> int | None:
+    """Chunk size from a chunk-size line (extensions and white space allowed), or None."""
+    size = line.split(b";", 1)[0].strip()
+    if size:
+        size = size.lstrip(b"0") or b"0"
+    if not size or len(size) > 15:
+        return None  # 16 hex digits would be 2^64 and above: not a size any peer can send
+    try:
+        return int(size, 16)
+    except ValueError:
+        return None
