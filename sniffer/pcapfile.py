@@ -1,0 +1,241 @@
+"""Offline capture reader for pcap and pcapng files, in pure Python (no libpcap).
+
+Strategy: the file is read in large chunks (``CHUNK_BYTES``) into one ``bytes`` buffer and
+records are cut from it with precompiled ``struct`` unpackers, so a file of any size streams
+with flat memory. The reader yields ``(ts_ns, linktype, frame)``; ``offset`` is the file
+offset of the next record (for progress bars, against ``size``). Damage is reported after
+every good packet before it: the generator raises ``PcapError`` naming the file, the byte
+offset and what was wrong.
+
+Formats: pcap (draft-ietf-opsawg-pcap) in both byte orders, microsecond (0xa1b2c3d4) and
+nanosecond (0xa1b23c4d) magic; pcapng (draft-ietf-opsawg-pcapng): Section Header Blocks in
+either byte order (each section resets the interfaces), Interface Description Blocks with
+``if_tsresol`` (power of 10 or of 2) and ``if_tsoffset``, Enhanced Packet Blocks, Simple
+Packet Blocks (first interface of the section; no timestamp, so the previous packet's time
+is used), the obsolete Packet Block; unknown blocks are skipped.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+CHUNK_BYTES = 1 << 20
+MAX_RECORD_BYTES = 256 << 20  # a larger caplen or block length means a damaged file
+
+_PCAP_MAGICS = {  # magic as read little-endian -> (byte order, nanosecond timestamps)
+    0xA1B2C3D4: ("<", False), 0xD4C3B2A1: (">", False),
+    0xA1B23C4D: ("<", True), 0x4D3CB2A1: (">", True),
+}
+_PCAPNG_SHB = 0x0A0D0D0A
+_PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
+_OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
+
+Packet = tuple[int, int, bytes]
+
+
+class PcapError(Exception):
+    """A capture file is not pcap/pcapng or is damaged; the message names file and offset."""
+
+
+class PcapReader:
+    """Iterator over ``(ts_ns, linktype, frame)`` of one capture file, with progress."""
+
+    def __init__(self, path: str) -> None:
+        """Open ``path`` and check its magic (``FileNotFoundError`` if it is missing)."""
+        self.path = path
+        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by the generator)
+        self.size = os.fstat(self._file.fileno()).st_size
+        self.offset = 0
+        self._buf = b""
+        self._pos = 0  # index in _buf of file offset self._base + self._pos
+        self._base = 0
+        head = self._peek(4)
+        magic = int.from_bytes(head, "little") if len(head) == 4 else -1
+        if magic in _PCAP_MAGICS:
+            self._gen = self._pcap(*_PCAP_MAGICS[magic])
+        elif magic == _PCAPNG_SHB:
+            self._gen = self._pcapng()
+        else:
+            self._file.close()
+            raise PcapError(f"{path}: not a pcap or pcapng file (magic {head.hex() or 'empty'})")
+
+    def __iter__(self) -> Iterator[Packet]:
+        return self._gen
+
+    def __next__(self) -> Packet:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Close the file early (it is closed anyway when iteration ends)."""
+        self._gen.close()
+        self._file.close()
+
+    def __del__(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
+    def __enter__(self) -> PcapReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- buffer ---------------------------------------------------------------------------
+    def _peek(self, n: int) -> bytes:
+        """Make ``n`` bytes available at ``_pos`` if the file has them; return what there is."""
+        if len(self._buf) - self._pos < n:
+            rest = self._buf[self._pos:]
+            self._base += self._pos
+            self._buf = rest + self._file.read(max(CHUNK_BYTES, n - len(rest)))
+            self._pos = 0
+        return self._buf[self._pos:self._pos + n]
+
+    def _need(self, n: int, what: str) -> None:
+        """Ensure ``n`` bytes at ``_pos`` or raise ``PcapError`` about a truncated ``what``."""
+        if len(self._buf) - self._pos < n:
+            left = len(self._peek(n))
+            if left < n:
+                raise PcapError(f"{self.path}: truncated {what} at offset {self._base + self._pos}"
+                                f" (needs {n} bytes, {left} left)")
+
+    def _error(self, message: str) -> PcapError:
+        return PcapError(f"{self.path}: {message} at offset {self._base + self._pos}")
+
+    def _at_eof(self) -> bool:
+        return self._pos >= len(self._buf) and not self._peek(1)
+
+    # -- pcap -------------------------------------------------------------------------------
+    def _pcap(self, order: str, nanos: bool) -> Iterator[Packet]:
+        try:
+            self._need(24, "file header")
+            linktype = struct.unpack_from(order + "I", self._buf, self._pos + 20)[0] & 0xFFFF
+            self._pos += 24
+            self.offset = 24
+            record = struct.Struct(order + "IIII").unpack_from
+            frac_ns = 1 if nanos else 1000
+            buf, pos = self._buf, self._pos
+            while True:  # the hot loop: buffer and position live in locals between refills
+                if len(buf) - pos < 16:
+                    self._pos = pos
+                    if self._at_eof():
+                        return
+                    self._need(16, "packet record header")
+                    buf, pos = self._buf, self._pos
+                sec, frac, caplen, _origlen = record(buf, pos)
+                end = pos + 16 + caplen
+                if end > len(buf):
+                    self._pos = pos
+                    if caplen > MAX_RECORD_BYTES:
+                        raise self._error(f"absurd packet length {caplen}")
+                    self._need(16 + caplen, "packet record")
+                    buf, pos = self._buf, self._pos
+                    end = pos + 16 + caplen
+                self.offset = self._base + end
+                yield sec * 1_000_000_000 + frac * frac_ns, linktype, buf[pos + 16:end]
+                pos = end
+        finally:
+            self._file.close()
+
+    # -- pcapng -----------------------------------------------------------------------------
+    def _pcapng(self) -> Iterator[Packet]:
+        try:
+            yield from self._pcapng_blocks()
+        finally:
+            self._file.close()
+
+    def _pcapng_blocks(self) -> Iterator[Packet]:
+        order = "<"
+        head = struct.Struct("<II").unpack_from
+        u32 = struct.Struct("<I").unpack_from
+        # per interface: (linktype, snaplen, multiplier, divisor, offset_ns)
+        interfaces: list[tuple[int, int, int, int, int]] = []
+        last_ts_ns = 0
+        while not self._at_eof():
+            self._need(12, "block header")
+            pos = self._pos
+            if int.from_bytes(self._buf[pos:pos + 4], "little") == _PCAPNG_SHB:
+                bom = self._buf[pos + 8:pos + 12]
+                if bom == _PCAPNG_BYTE_ORDER_MAGIC.to_bytes(4, "little"):
+                    order = "<"
+                elif bom == _PCAPNG_BYTE_ORDER_MAGIC.to_bytes(4, "big"):
+                    order = ">"
+                else:
+                    raise self._error("bad pcapng byte-order magic")
+                head = struct.Struct(order + "II").unpack_from
+                u32 = struct.Struct(order + "I").unpack_from
+                interfaces = []
+            btype, blen = head(self._buf, pos)
+            if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
+                raise self._error(f"bad pcapng block length {blen}")
+            self._need(blen, "pcapng block")
+            pos = self._pos
+            if u32(self._buf, pos + blen - 4)[0] != blen:
+                raise self._error("pcapng block length mismatch")
+            body, body_end = pos + 8, pos + blen - 4
+            packet: Packet | None = None
+            if btype == _EPB or btype == _PB:
+                if btype == _EPB:
+                    iface, hi, lo, caplen = struct.unpack_from(order + "IIII", self._buf, body)
+                else:
+                    iface, _drops, hi, lo, caplen = struct.unpack_from(
+                        order + "HHIII", self._buf, body)
+                data = body + 20
+                if iface >= len(interfaces):
+                    raise self._error(f"packet for undeclared interface {iface}")
+                if data + caplen > body_end:
+                    raise self._error(f"packet length {caplen} beyond its block")
+                linktype, _snap, mul, div, offset_ns = interfaces[iface]
+                last_ts_ns = ((hi << 32 | lo) * mul) // div + offset_ns
+                packet = (last_ts_ns, linktype, self._buf[data:data + caplen])
+            elif btype == _SPB:
+                if not interfaces:
+                    raise self._error("simple packet block before any interface")
+                linktype, snaplen, *_ = interfaces[0]
+                origlen = u32(self._buf, body)[0]
+                caplen = min(origlen, snaplen or origlen, body_end - body - 4)
+                packet = (last_ts_ns, linktype, self._buf[body + 4:body + 4 + caplen])
+            elif btype == _IDB:
+                interfaces.append(self._interface(order, body, body_end))
+            self._pos = pos + blen
+            self.offset = self._base + self._pos
+            if packet is not None:
+                yield packet
+
+    def _interface(self, order: str, body: int, end: int) -> tuple[int, int, int, int, int]:
+        """Parse an Interface Description Block: link type, snaplen and time options."""
+        if body + 8 > end:
+            raise self._error("interface description block too short")
+        linktype, _reserved, snaplen = struct.unpack_from(order + "HHI", self._buf, body)
+        mul, div, offset_ns = 1000, 1, 0  # default resolution: microseconds
+        pos = body + 8
+        while pos + 4 <= end:  # options: code, length, value padded to 4 bytes
+            code, length = struct.unpack_from(order + "HH", self._buf, pos)
+            if code == 0:  # opt_endofopt
+                break
+            value = pos + 4
+            if value + length > end:
+                raise self._error("interface option beyond its block")
+            if code == _OPT_TSRESOL and length >= 1:
+                resol = self._buf[value]
+                if resol & 0x80:  # 2^-n seconds per unit
+                    mul, div = 1_000_000_000, 1 << (resol & 0x7F)
+                elif resol <= 9:  # 10^-n seconds per unit
+                    mul, div = 10 ** (9 - resol), 1
+                else:
+                    mul, div = 1, 10 ** (resol - 9)
+            elif code == _OPT_TSOFFSET and length >= 8:
+                offset_ns = struct.unpack_from(order + "q", self._buf, value)[0] * 1_000_000_000
+            pos = value + (length + 3) // 4 * 4
+        return linktype, snaplen, mul, div, offset_ns
+
+
+def iter_packets(path: str) -> PcapReader:
+    """Open a pcap/pcapng file for iteration over ``(ts_ns, linktype, frame)``.
+
+    The returned reader also has ``offset`` (bytes consumed) and ``size`` (file size).
+    """
+    return PcapReader(path)
