@@ -1,0 +1,418 @@
+"""UrlSink: ships Resurface messages to a capture URL (USAGE_LOGGERS_URL) as NDJSON bundles.
+
+Strategy (the wire protocol is in /work/shared/reference/resurface.md section 4):
+
+- ``write`` (one producer thread) appends a line to the open bundle under one lock. A bundle is
+  sealed when it reaches ``bundle_bytes`` or is ``bundle_s`` old, gets the next sequence number
+  and joins a memory queue capped at ``queue_bytes``.
+- Past that cap the OLDEST queued bundles move to the disk spool (``sniffer/spool.py``), or are
+  dropped and counted when there is no spool. The stream is always "spool ++ memory queue",
+  merged by sequence number, so spooled bundles (including those of an earlier run) go first.
+- One sender thread POSTs the lowest-numbered bundle over a persistent ``requests.Session``:
+  zlib body with ``Content-Encoding: deflated`` unless ``skip_compression``. 204 is the only
+  success. Connection errors, timeouts, 5xx and 429 are retried with exponential backoff and
+  jitter (429 honours Retry-After) for as long as it takes: the bounded spool, not the retry loop,
+  decides what is lost. Other statuses are logged once per status, counted and the bundle dropped.
+- A failure after the request may have reached the server (read timeout, connection dropped
+  mid-exchange) counts the bundle's calls in ``duplicates_possible``: the retry may duplicate.
+- ``close(deadline_s)`` seals the open bundle and keeps sending until the deadline; whatever is
+  left then is spooled (or counted as dropped) and close() returns False.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+
+from sniffer import __version__
+from sniffer.spool import Spool
+
+log = logging.getLogger(__name__)
+
+#: Go's strconv.ParseBool true values: USAGE_LOGGERS_DISABLE follows the Go sniffer (see below).
+_TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def destination_state(
+    url: str | None, allow_http_url: bool, disable_env_value: str | None
+) -> tuple[bool, str]:
+    """Decide whether shipping to ``url`` is enabled (section 4.7) and say why in one line.
+
+    ``USAGE_LOGGERS_DISABLE`` uses Go's ``strconv.ParseBool`` (1, t, T, TRUE, true, True) like the
+    Go sniffer this replaces; Java/Python accept only ``true``, a subset, so nothing that disabled
+    the old sniffer enables this one. Other values are ignored and said so.
+    """
+    disable = (disable_env_value or "").strip()
+    if disable in _TRUE_VALUES:
+        return False, f"disabled: USAGE_LOGGERS_DISABLE={disable}"
+    note = ""
+    if disable and disable not in _FALSE_VALUES:
+        note = f" (USAGE_LOGGERS_DISABLE={disable!r} is not a boolean, ignored)"
+    if not url:
+        return False, "disabled: no capture URL (USAGE_LOGGERS_URL is empty)" + note
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False, "disabled: the capture URL does not parse" + note
+    if parts.scheme not in ("http", "https") or not host:
+        return False, f"disabled: the capture URL is not an http/https URL ({parts.scheme}:)" + note
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    if parts.scheme == "http" and not allow_http_url:
+        return False, f"disabled: {shown} is plain http and the rules lack allow_http_url" + note
+    return True, f"enabled: sending to {shown}" + note
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST attempt came to."""
+
+    kind: str  # "ok" | "retry" | "rejected"
+    counter: str  # the counter this attempt increments
+    status: int = 0  # HTTP status, 0 when there was no answer
+    detail: str = ""  # exception text or the start of the response body
+    retry_after_s: float | None = None  # from a 429's Retry-After
+    maybe_delivered: bool = False  # the server may have taken the bundle
+
+
+def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the error chain shows no connection was made (so no duplicate is possible)."""
+    item: object = exc
+    for _ in range(8):  # requests.ConnectionError -> urllib3 MaxRetryError -> reason
+        if isinstance(item, (urllib3.exceptions.NewConnectionError,
+                             urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError)):
+            return True
+        if isinstance(item, requests.exceptions.ConnectionError) and item.args:
+            item = item.args[0]
+        elif getattr(item, "reason", None) is not None:
+            item = getattr(item, "reason")
+        else:
+            return False
+    return False
+
+
+def post_bundle(session: requests.Session, url: str, body: bytes,
+                timeouts: tuple[float, float]) -> Outcome:
+    """POST one bundle and classify the answer (204 is the only success)."""
+    try:
+        response = session.post(url, data=body, timeout=timeouts, allow_redirects=False)
+    except requests.exceptions.ConnectTimeout as exc:
+        return Outcome("retry", "conn_errors", detail=str(exc))
+    except requests.exceptions.Timeout as exc:
+        return Outcome("retry", "timeouts", detail=str(exc), maybe_delivered=True)
+    except requests.exceptions.ConnectionError as exc:
+        return Outcome("retry", "conn_errors", detail=str(exc),
+                       maybe_delivered=not _never_sent(exc))
+    except requests.exceptions.RequestException as exc:
+        return Outcome("retry", "request_errors", detail=str(exc), maybe_delivered=True)
+    status = response.status_code
+    detail = response.content[:200].decode("utf-8", "replace")
+    if status == 204:
+        return Outcome("ok", "http_204", status)
+    if status == 429:
+        retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+        return Outcome("retry", "http_429", status, detail, retry_after_s)
+    if status >= 500:
+        return Outcome("retry", "http_5xx", status, detail)
+    counter = "http_4xx" if 400 <= status < 500 else "http_other"
+    return Outcome("rejected", counter, status, detail)
+
+
+@dataclass(frozen=True)
+class ShipperSettings:
+    """Tunables of UrlSink (sizes in bytes, times in seconds)."""
+
+    bundle_bytes: int = 5 * 1024 * 1024
+    bundle_s: float = 1.0
+    queue_bytes: int = 64 * 1024 * 1024
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 300.0
+    compress_level: int = 6
+    close_timeout_s: float = 10.0
+
+
+@dataclass
+class _Bundle:
+    seq: int
+    calls: int
+    raw: bytes
+    from_spool: bool = False
+    wire: bytes | None = None  # the POST body, compressed once and kept across retries
+
+
+class UrlSink:
+    """A Sink that POSTs NDJSON bundles to a capture URL from one background thread."""
+
+    def __init__(self, url: str, *, skip_compression: bool = False, spool: Spool | None = None,
+                 settings: ShipperSettings = ShipperSettings()):
+        """Start the sender thread; ``spool`` (owned from now on) holds what cannot be sent."""
+        self.url = url
+        self.skip_compression = skip_compression
+        self.settings = settings
+        self._spool = spool
+        self._lock = threading.Lock()  # guards the open bundle, the queue and the spool order
+        self._cond = threading.Condition(self._lock)
+        self._bundle_bytes = settings.bundle_bytes
+        self._lines: list[bytes] = []
+        self._open_bytes = 0
+        self._opened_s = 0.0
+        self._queue: deque[_Bundle] = deque()
+        self._queue_bytes = 0
+        self._next_seq = spool.next_seq() if spool else 1
+        self._calls_written = 0
+        self._counts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        self._deadline_s: float | None = None  # monotonic time; set by close()
+        self._stopping = False
+        self._session = requests.Session()
+        self._session.headers.update({
+            "Content-Type": "application/ndjson; charset=UTF-8",
+            "User-Agent": f"network-sniffer/{__version__} (Resurface capture; python-requests)",
+        })
+        if not skip_compression:
+            self._session.headers["Content-Encoding"] = "deflated"
+        self._warned_statuses: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="url-sink", daemon=True)
+        self._thread.start()
+
+    # ---- producer side -------------------------------------------------------------------
+    def write(self, line: bytes) -> None:
+        """Append one message to the open bundle (seals it at ``bundle_bytes``)."""
+        with self._lock:
+            if not self._lines:
+                self._opened_s = time.monotonic()
+            self._lines.append(line)
+            self._open_bytes += len(line) + 1
+            self._calls_written += 1
+            if self._open_bytes >= self._bundle_bytes:
+                self._seal_locked()
+
+    def flush(self) -> None:
+        """Seal the open bundle now so the sender picks it up."""
+        with self._cond:
+            self._seal_locked()
+
+    def queued_bytes(self) -> int:
+        """Bytes waiting in memory (open bundle + queue): lets a batch producer pace itself."""
+        with self._cond:
+            return self._open_bytes + self._queue_bytes
+
+    def _seal_locked(self) -> None:
+        if not self._lines:
+            return
+        bundle = _Bundle(self._next_seq, len(self._lines), b"\n".join(self._lines) + b"\n")
+        self._next_seq += 1
+        self._lines, self._open_bytes = [], 0
+        self._queue.append(bundle)
+        self._queue_bytes += len(bundle.raw)
+        while self._queue_bytes > self.settings.queue_bytes and self._queue:
+            oldest = self._queue.popleft()
+            self._queue_bytes -= len(oldest.raw)
+            self._set_aside(oldest, "the memory queue is full")
+        self._cond.notify_all()
+
+    def _set_aside(self, bundle: _Bundle, why: str, quiet: bool = False) -> None:
+        """Spool an undeliverable bundle, or drop and count it when there is no spool."""
+        if bundle.from_spool:
+            assert self._spool is not None
+            self._spool.release(bundle.seq)
+        elif self._spool is not None:
+            self._spool.append(bundle.seq, bundle.calls, bundle.raw)
+        else:
+            self._count("dropped_calls", bundle.calls)
+            if quiet:
+                return
+            log.warning("%s and there is no spool: dropped %d calls (%d dropped so far)",
+                        why, bundle.calls, self._counts["dropped_calls"])
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            self._counts[name] += n
+
+    # ---- sender thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._past_deadline_locked():
+                    self._spill_locked()
+                    return
+                bundle = self._next_locked()
+                if bundle is None:
+                    if self._stopping:
+                        return
+                    self._cond.wait(self.settings.bundle_s / 4)
+                    continue
+            if bundle.from_spool and not self._load(bundle):
+                continue
+            self._deliver(bundle)
+
+    def _past_deadline_locked(self) -> bool:
+        return self._deadline_s is not None and time.monotonic() >= self._deadline_s
+
+    def _next_locked(self) -> _Bundle | None:
+        if self._lines and (self._stopping or
+                            time.monotonic() - self._opened_s >= self.settings.bundle_s):
+            self._seal_locked()
+        head = self._queue[0] if self._queue else None
+        if self._spool is not None:
+            seq = self._spool.claim_oldest(head.seq if head else None)
+            if seq is not None:
+                return _Bundle(seq, 0, b"", from_spool=True)
+        if head is not None:
+            self._queue.popleft()
+            self._queue_bytes -= len(head.raw)
+        return head
+
+    def _load(self, bundle: _Bundle) -> bool:
+        assert self._spool is not None
+        loaded = self._spool.read(bundle.seq)
+        if loaded is None:
+            return False
+        bundle.calls, bundle.raw = loaded
+        return True
+
+    def _spill_locked(self) -> None:
+        self._seal_locked()
+        calls = sum(bundle.calls for bundle in self._queue)
+        while self._queue:
+            bundle = self._queue.popleft()
+            self._queue_bytes -= len(bundle.raw)
+            self._set_aside(bundle, "close() deadline passed", quiet=True)
+        if calls:
+            log.warning("close() deadline passed with %d calls not sent: %s", calls,
+                        "spooled for the next run" if self._spool else "dropped (no spool)")
+
+    def _deliver(self, bundle: _Bundle) -> None:
+        attempt = 0
+        while True:
+            if bundle.wire is None:
+                bundle.wire = (bundle.raw if self.skip_compression else
+                               zlib.compress(bundle.raw, self.settings.compress_level))
+            outcome = post_bundle(self._session, self.url, bundle.wire, self._timeouts())
+            self._account(bundle, outcome)
+            if outcome.kind != "retry":
+                if bundle.from_spool:
+                    assert self._spool is not None
+                    self._spool.remove(bundle.seq)
+                return
+            attempt += 1
+            self._count("retries")
+            delay = outcome.retry_after_s
+            if delay is None:
+                delay = min(self.settings.backoff_max_s,
+                            self.settings.backoff_initial_s * 2 ** min(attempt - 1, 30))
+                delay *= random.uniform(0.5, 1.0)
+            if not self._sleep(min(delay, self.settings.retry_after_max_s)):
+                with self._cond:
+                    self._set_aside(bundle, "close() deadline passed")
+                return
+
+    def _timeouts(self) -> tuple[float, float]:
+        connect_s, read_s = self.settings.connect_timeout_s, self.settings.read_timeout_s
+        if self._deadline_s is not None:
+            left_s = max(0.05, self._deadline_s - time.monotonic())
+            connect_s, read_s = min(connect_s, left_s), min(read_s, left_s)
+        return connect_s, read_s
+
+    def _account(self, bundle: _Bundle, outcome: Outcome) -> None:
+        self._count(outcome.counter)
+        if outcome.maybe_delivered:
+            self._count("duplicates_possible", bundle.calls)
+        if outcome.kind == "ok":
+            self._count("calls_sent", bundle.calls)
+            self._count("bundles_sent")
+            self._count("bytes_sent", len(bundle.wire or b""))
+            if bundle.from_spool:
+                self._count("calls_replayed", bundle.calls)
+        elif outcome.kind == "rejected":
+            self._count("rejected_calls", bundle.calls)
+            level = logging.DEBUG if outcome.status in self._warned_statuses else logging.ERROR
+            self._warned_statuses.add(outcome.status)
+            log.log(level, "capture URL answered %s, dropped a bundle of %d calls "
+                    "(%d rejected so far; this status is logged once): %r", outcome.status,
+                    bundle.calls, self._counts["rejected_calls"], outcome.detail)
+        else:
+            log.debug("bundle #%d not delivered (%s), will retry", bundle.seq, outcome.detail)
+
+    def _sleep(self, delay_s: float) -> bool:
+        """Wait ``delay_s`` unless the close deadline comes first; False once it has passed."""
+        end_s = time.monotonic() + delay_s
+        with self._cond:
+            while True:
+                if self._past_deadline_locked():
+                    return False
+                now_s = time.monotonic()
+                stop_s = end_s if self._deadline_s is None else min(end_s, self._deadline_s)
+                if now_s >= stop_s:
+                    return True
+                self._cond.wait(stop_s - now_s)
+
+    # ---- shutdown and reporting ----------------------------------------------------------
+    def close(self, deadline_s: float | None = None) -> bool:
+        """Send what is left within ``deadline_s`` seconds, spool the rest; True if all went."""
+        if deadline_s is None:
+            deadline_s = self.settings.close_timeout_s
+        with self._cond:
+            self._stopping = True
+            self._deadline_s = time.monotonic() + deadline_s
+            self._cond.notify_all()
+        self._thread.join(deadline_s + 1.0)
+        if self._thread.is_alive():
+            log.error("url sink: sender still busy after the close deadline; its bundle is lost")
+            with self._cond:
+                self._spill_locked()
+        else:
+            self._session.close()
+        counts = self.counters()
+        pending = counts["queued_calls"] + counts.get("spool_pending_calls", 0)
+        lost = counts["dropped_calls"] + counts["rejected_calls"] + counts.get(
+            "spool_dropped_calls", 0)
+        if pending or lost:
+            log.warning("url sink closed with %d calls undelivered (%d spooled for the next "
+                        "run) and %d lost", pending + lost, pending, lost)
+        if self._spool is not None and not self._thread.is_alive():
+            self._spool.close()
+        return pending == 0 and lost == 0
+
+    def counters(self) -> dict[str, int]:
+        """Counters: calls_written/sent, bundles_sent, bytes_sent, retries, errors, spool, ..."""
+        with self._count_lock:
+            out = dict(self._counts)
+        with self._cond:
+            out["calls_written"] = self._calls_written
+            out["queued_calls"] = len(self._lines) + sum(b.calls for b in self._queue)
+            out["queued_bytes"] = self._open_bytes + self._queue_bytes
+        for name in ("calls_sent", "bundles_sent", "bytes_sent", "retries", "dropped_calls",
+                     "rejected_calls", "duplicates_possible"):
+            out.setdefault(name, 0)
+        if self._spool is not None:
+            out.update((f"spool_{name}", value) for name, value in self._spool.counters().items())
+        return out
