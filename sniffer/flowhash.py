@@ -1,0 +1,44 @@
+"""Symmetric, process-stable flow hashing: which worker owns a TCP connection.
+
+Strategy: the capture process must send both directions of a connection to the same worker
+(the worker reassembles both halves and pairs requests with responses), and every process, every
+run and every test must agree on the choice. So:
+
+* symmetric: the two endpoints ``(addr, port)`` are put in a canonical order (the smaller packed
+  endpoint first) before hashing, so ``a -> b`` and ``b -> a`` hash alike;
+* process-stable: ``zlib.crc32`` over the packed bytes, never the built-in ``hash()``, whose
+  str/bytes values are salted per process (``PYTHONHASHSEED``);
+* cheap: one bytes concatenation, one comparison and one C-level CRC per packet.
+
+Endpoints are packed as ``addr || port`` (port as 2 big-endian bytes), so IPv4 (4-byte) and
+IPv6 (16-byte) addresses never produce the same key for different flows of the same family.
+``worker_for`` maps the 32-bit hash to ``0..n-1`` with a multiply-shift (Lemire's fast range
+reduction), which uses the high bits of the CRC and avoids a modulo bias towards low workers.
+"""
+from __future__ import annotations
+
+from zlib import crc32
+
+__all__ = ["flow_hash", "worker_for"]
+
+
+def flow_hash(src: bytes, sport: int, dst: bytes, dport: int) -> int:
+    """A 32-bit hash of a TCP flow, equal for both directions and across processes.
+
+    Args:
+        src: packed source address (4 or 16 bytes).
+        sport: source port (0..65535).
+        dst: packed destination address.
+        dport: destination port.
+
+    Returns:
+        An unsigned 32-bit integer.
+    """
+    a = src + sport.to_bytes(2, "big")
+    b = dst + dport.to_bytes(2, "big")
+    return crc32(b, crc32(a)) if a <= b else crc32(a, crc32(b))
+
+
+def worker_for(h: int, n: int) -> int:
+    """Map a 32-bit flow hash ``h`` to a worker index in ``0..n-1`` (``n >= 1``)."""
+    return ((h & 0xFFFFFFFF) * n) >> 32
