@@ -84,6 +84,7 @@ class OutputConfig:
     spool_max_bytes: int = field(default=256 * MiB, metadata=_p(v.size(0)))
     read_deadline_s: float = field(default=60.0, metadata=_p(v.seconds()))
     host_name: str | None = field(default=None, metadata=_p(v.optional(v.text())))
+    capture_details: bool = field(default=True, metadata=_p(v.boolean))
 
 
 @dataclass(frozen=True, slots=True)

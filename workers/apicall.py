@@ -11,7 +11,7 @@ Rules:
 - Header names become lowercase keys, one detail per field in wire order, chunked trailers
   included; values are UTF-8, or latin-1 when not valid UTF-8 (never fails).
 - ``request_url`` is ``http://`` + Host (or the server address) + the target as sent (query
-  kept); absolute-form targets are used as is, CONNECT gives ``http://<authority>``, ``*``
+  kept); absolute-form targets are used as is, CONNECT's authority-form target (``host:port``) is used as sent, ``*``
   gives ``http://host/*``. Bytes that cannot appear in a URL (controls, space, DEL,
   non-ASCII) are percent-encoded, so the URL is always printable ASCII (RFC 3986 section 2.1).
 - ``request_param:<lowercase name>``: one per query value and per field of an
@@ -123,7 +123,7 @@ def request_url(request: HttpRequest, host: bytes | None, server: tuple[bytes, i
     if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
         return _url_text(target)
     if request.method == b"CONNECT" and target:
-        return "http://" + _url_text(target)
+        return _url_text(target)  # authority-form (host:port), used as sent like absolute-form
     if not target.startswith(b"/"):
         target = b"/" + target
     authority = _url_text(host) if host else server_address(server)

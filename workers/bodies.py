@@ -270,14 +270,16 @@ def body_text(data: bytes, content_type: bytes | None,
     if not data:
         return None, None
     media, _, codec, binary = content_type_info(content_type)
-    if not binary:
-        sample = data[:_SAMPLE_BYTES]
-        if not _binary_bytes(sample, codec):
-            try:
-                return data.decode(codec), None
-            except UnicodeDecodeError:
-                if not _mostly_invalid(sample, codec):
-                    return data.decode(codec, "replace"), None
+    # The bytes decide: a body that decodes cleanly as text is kept as text whatever its
+    # media type claims (an ASCII file served as application/octet-stream loses nothing);
+    # a declared binary type only tips the balance for bytes that are not clean text.
+    sample = data[:_SAMPLE_BYTES]
+    if not _binary_bytes(sample, codec):
+        try:
+            return data.decode(codec), None
+        except UnicodeDecodeError:
+            if not binary and not _mostly_invalid(sample, codec):
+                return data.decode(codec, "replace"), None
     what = f"({media.decode('latin-1') or 'no content-type'}, {len(data)} bytes)"
     if policy == "base64":
         return base64.b64encode(data).decode("ascii"), "base64"

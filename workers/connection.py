@@ -53,7 +53,7 @@ class Connection:
 
     __slots__ = (
         "a", "b", "ra", "rb", "pa", "pb", "client_is_a", "pending", "answered", "out",
-        "anomalies", "limits", "last_ts", "finished",
+        "anomalies", "limits", "last_ts", "finished", "first_index",
     )
 
     def __init__(
@@ -82,6 +82,7 @@ class Connection:
         self.answered: list[Exchange] = []  # answered, but the request body is still coming
         self.last_ts = 0
         self.finished = False
+        self.first_index = 0  # capture position of the packet that opened the connection
 
     # -- called by the parsers ----------------------------------------------------------------
     def learn_role(self, parser: HalfParser, role: int) -> None:

@@ -56,8 +56,12 @@ class WorkerCore:
         """Connections currently tracked."""
         return len(self.conns) // 2
 
-    def feed(self, ts_ns: int, seg: Segment) -> list[ApiCall]:
-        """Take one TCP segment; return the calls it completed (usually none)."""
+    def feed(self, ts_ns: int, seg: Segment, index: int = 0) -> list[ApiCall]:
+        """Take one TCP segment; return the calls it completed (usually none).
+
+        ``index`` (the packet's position in the capture) is remembered by the connection the
+        segment opens, to order the calls flushed by ``close_by_connection()``.
+        """
         self.segments += 1
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         conn = self.conns.get(key)
@@ -72,6 +76,7 @@ class WorkerCore:
             if not (flags & SYN or seg.payload) or flags & RST:
                 return self._take()
             conn = self._open(key, seg, ts_ns)
+            conn.first_index = index
         conn.last_ts = ts_ns
         if seg.src == conn.a[0] and seg.sport == conn.a[1]:
             fwd, rev = conn.ra, conn.rb
@@ -99,9 +104,18 @@ class WorkerCore:
 
     def close(self, ts_ns: int | None = None) -> list[ApiCall]:
         """Flush every connection (end of input or shutdown)."""
-        for conn in {id(c): c for c in self.conns.values()}.values():
+        return [c for _, calls in self.close_by_connection(ts_ns) for c in calls]
+
+    def close_by_connection(self, ts_ns: int | None = None) -> list[tuple[int, list[ApiCall]]]:
+        """Flush every connection; per connection, its first packet index and its calls."""
+        out = []
+        for conn in sorted({id(c): c for c in self.conns.values()}.values(),
+                           key=lambda c: c.first_index):
             self._drop(conn, ts_ns if ts_ns is not None else conn.last_ts)
-        return self._take()
+            calls = self._take()
+            if calls:
+                out.append((conn.first_index, calls))
+        return out
 
     # -- internals -------------------------------------------------------------------------------
     def _open(self, key: Key, seg: Segment, ts_ns: int) -> Connection:

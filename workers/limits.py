@@ -29,5 +29,6 @@ class CoreLimits:
     """Requests waiting for responses on one connection (pipelining); oldest flushed past it."""
     idle_timeout_s: float = 60.0
     """Packet-time seconds without traffic after which a connection is closed and flushed."""
-    binary_bodies: str = "skip"
-    """Policy for bodies that are not text: ``skip``, ``base64`` or ``lossy``."""
+    binary_bodies: str = "base64"
+    """Policy for bodies that are not text: ``base64`` (exact bytes in ``*_body_base64``),
+    ``skip`` or ``lossy`` (see ``workers/record.py``)."""

@@ -82,7 +82,7 @@ V6 = bytes.fromhex("20010db8000000000000000000000001")
      "http://proxy.test/x?q=1"),
     (b"GET", b"HTTPS://Proxy.Test/x", [], SERVER, "HTTPS://Proxy.Test/x"),
     (b"CONNECT", b"tunnel.example.com:443", [(b"Host", b"tunnel.example.com:443")], SERVER,
-     "http://tunnel.example.com:443"),
+     "tunnel.example.com:443"),
     (b"OPTIONS", b"*", [(b"Host", b"h")], SERVER, "http://h/*"),
     (b"GET", b"/a b?c d", [(b"Host", b"h")], SERVER, "http://h/a%20b?c%20d"),
     (b"GET", b"/caf\xc3\xa9/\xff\x7f\x01", [(b"Host", b"h")], SERVER,
