@@ -29,6 +29,9 @@ SEGMENTS item, ``SEGMENT_HEADER`` = ``<QB16s16sHHIIHI`` (60 bytes), then ``paylo
     55      u32    payload_len  TCP payload bytes that follow
     59      u8     (pad)        zero, keeps the header at 60 bytes
 
+PACKETS: like SEGMENTS, but the items are preceded by ``count`` u64 global packet indexes
+(``<Q`` each), so a worker knows where each segment stood in the capture (order keys).
+
 LINES item: ``u32 length`` then that many bytes (e.g. one serialized JSON message).
 COUNTERS body: UTF-8 JSON object of str -> int. CONTROL body: an ASCII control word such as
 ``END`` ("end of input": the producer will send nothing more).
@@ -49,6 +52,7 @@ __all__ = [
     "CODEC_VERSION", "CodecError", "Kind", "FRAME_HEADER", "SEGMENT_HEADER", "frame_kind",
     "encode_segments", "decode_segments", "encode_lines", "decode_lines",
     "encode_counters", "decode_counters", "encode_control", "decode_control", "END",
+    "encode_packets", "decode_packets",
 ]
 
 CODEC_VERSION = 1
@@ -65,6 +69,7 @@ class Kind(enum.IntEnum):
     LINES = 2
     COUNTERS = 3
     CONTROL = 4
+    PACKETS = 5
 
 
 class CodecError(ValueError):
@@ -119,12 +124,37 @@ def encode_segments(items: list[tuple[int, Segment]]) -> bytes:
     return bytes(out)
 
 
+def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
+    """Encode ``(index, ts_ns, Segment)`` triples into one PACKETS frame."""
+    body = encode_segments([(ts, seg) for _, ts, seg in items])
+    try:
+        indexes = struct.pack(f"<{len(items)}Q", *[i for i, _, _ in items])
+    except struct.error as exc:
+        raise CodecError(f"packet index out of range: {exc}") from None
+    head = FRAME_HEADER.pack(CODEC_VERSION, Kind.PACKETS, len(items))
+    return b"".join((head, indexes, memoryview(body)[_FH:]))
+
+
+def decode_packets(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, Segment]]:
+    """Decode a PACKETS frame back into ``(index, ts_ns, Segment)`` triples."""
+    count, data = _body(buf, Kind.PACKETS)
+    start = _FH + 8 * count
+    if start > len(data):
+        raise CodecError(f"{count} packet indexes run past the frame end")
+    indexes = struct.unpack_from(f"<{count}Q", data, _FH)
+    pairs = _decode_items(data, count, start)
+    return [(i, ts, seg) for i, (ts, seg) in zip(indexes, pairs)]
+
+
 def decode_segments(buf: bytes | bytearray | memoryview) -> list[tuple[int, Segment]]:
     """Decode a SEGMENTS frame back into ``(ts_ns, Segment)`` pairs."""
     count, data = _body(buf, Kind.SEGMENTS)
+    return _decode_items(data, count, _FH)
+
+
+def _decode_items(data: bytes, count: int, off: int) -> list[tuple[int, Segment]]:
     unpack_from = SEGMENT_HEADER.unpack_from
     end = len(data)
-    off = _FH
     out: list[tuple[int, Segment]] = []
     append = out.append
     try:

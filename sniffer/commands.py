@@ -11,8 +11,6 @@ import os
 import sys
 
 from sniffer.config import Config
-from sniffer.outputs import open_output
-from sniffer.pcapfile import PcapError
 from sniffer.worker_loop import load_rules
 from workers.rules import RulesError
 
@@ -41,35 +39,48 @@ def summary_line(counters: dict[str, int]) -> str:
 
 
 def read_command(cfg: Config, path: str) -> int:
-    """``network-sniffer read FILE``."""
+    """``network-sniffer read FILE``: the file through the same pipeline as live capture."""
     if not os.path.isfile(path):
         raise _usage(f"{path}: no such capture file")
-    rules = _rules(cfg)
-    dest = open_output(cfg, rules)
-    log.info("reading %s; %s", path, dest.description)
-    from sniffer.read_cmd import read_file
-
+    _rules(cfg)  # a bad rule is a usage error before any process starts
     try:
-        counters, error = read_file(path, cfg, dest.sink, rules)
-    except PcapError as exc:  # damaged before the first packet (e.g. not a capture file)
-        dest.sink.close(0)
-        raise _usage(str(exc)) from None
-    delivered = dest.sink.close(cfg.output.read_deadline_s)
-    counters.update({f"output_{k}": v for k, v in dest.sink.counters().items()})
-    print(f"network-sniffer: {summary_line(counters)}", file=sys.stderr)
-    if error is not None:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise _usage(f"{path}: {exc.strerror}") from None
+    if magic not in _CAPTURE_MAGICS:
+        raise _usage(f"{path}: not a pcap or pcapng file (magic {magic.hex() or 'empty'})")
+    from sniffer.supervisor import run_pipeline
+
+    outcome = run_pipeline(cfg, path, cfg.output.read_deadline_s)
+    print(f"network-sniffer: {summary_line(outcome.totals)}", file=sys.stderr)
+    for error in outcome.errors:
         print(f"network-sniffer: {error}", file=sys.stderr)
+    if outcome.totals.get("file_error"):
         return 2
-    if not delivered:
-        print("network-sniffer: some calls were not delivered before the deadline; "
-              "they are in the spool and will be sent by the next run", file=sys.stderr)
-        return 1
-    return 0
+    return outcome.code
+
+
+_CAPTURE_MAGICS = {bytes.fromhex(m) for m in (
+    "d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d", "0a0d0d0a")}
 
 
 def run_command(cfg: Config) -> int:
     """``network-sniffer run`` (and no subcommand): live capture."""
-    rules = _rules(cfg)
-    from sniffer.supervisor import run_live
+    _rules(cfg)
+    from sniffer.supervisor import run_pipeline
 
-    return run_live(cfg, rules)
+    log.info("network-sniffer %s: %d worker(s)", _version(), int(cfg.workers))
+    for line in cfg.describe():
+        log.info("  %s", line)
+    outcome = run_pipeline(cfg, None, 10.0)
+    print(f"network-sniffer: {summary_line(outcome.totals)}", file=sys.stderr)
+    for error in outcome.errors:
+        print(f"network-sniffer: {error}", file=sys.stderr)
+    return outcome.code
+
+
+def _version() -> str:
+    from sniffer import __version__
+
+    return __version__

@@ -1,0 +1,102 @@
+"""What the pipeline's processes share: their wiring, control words and shell helpers.
+
+Control words travel in CONTROL frames (``sniffer/codec.py``):
+- capture -> worker: ``TICK <index> <ts_ns>`` (time advanced to ``ts_ns``; every packet up
+  to global index ``index`` has been sent), ``END <count>`` (no more input; ``count``
+  packets in all);
+- worker -> aggregator: ``MARK <index>`` (every call completed by packets up to ``index``
+  has been sent), ``END``.
+Counters go to the supervisor on a small multiprocessing queue, once a second per process.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sniffer.ring import Ring
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Wiring:
+    """Everything a child process needs besides the configuration (picklable)."""
+
+    inputs: list[Ring]
+    """capture -> worker i rings."""
+    outputs: list[Ring]
+    """worker i -> aggregator rings."""
+    stop: Any
+    """multiprocessing.Event: the capture stops reading when it is set."""
+    stats: Any
+    """multiprocessing.Queue of (process name, counters dict)."""
+    source: str | None = None
+    """A capture file to read (``read``), or None for live capture."""
+    ordered: bool = False
+    """Merge the workers' calls back into capture order (``read``)."""
+    lossless: bool = False
+    """Wait for ring space instead of dropping (files can wait, live traffic cannot)."""
+    parent_pid: int = field(default_factory=os.getpid)
+
+
+def child_setup(level: str) -> None:
+    """First thing in every child: logging, and leave Ctrl-C to the supervisor."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def release_rings(wiring: Wiring) -> None:
+    """Detach from every ring before the process exits (the supervisor unlinks them)."""
+    for ring in (*wiring.inputs, *wiring.outputs):
+        try:
+            ring.close()
+        except Exception:  # noqa: BLE001 - detaching at exit must not mask the real outcome
+            log.debug("closing a ring failed", exc_info=True)
+
+
+def orphaned(wiring: Wiring) -> bool:
+    """True when the supervisor is gone (killed): children then wind down on their own."""
+    return os.getppid() != wiring.parent_pid
+
+
+def put_waiting(ring: Ring, frame: bytes, wiring: Wiring, deadline_s: float = 30.0) -> bool:
+    """Put a frame that must not be lost, waiting for space (bounded by ``deadline_s``)."""
+    if ring.put(frame):
+        return True
+    end = time.monotonic() + deadline_s
+    delay = 0.0005
+    while time.monotonic() < end:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+        if ring.put(frame):
+            return True
+        if orphaned(wiring):
+            return False
+    log.error("a ring stayed full for %.0f s; a frame was lost", deadline_s)
+    return False
+
+
+class StatsReporter:
+    """Sends a process's counters to the supervisor at most once per interval."""
+
+    def __init__(self, name: str, wiring: Wiring, interval_s: float = 1.0) -> None:
+        self.name = name
+        self.queue = wiring.stats
+        self.interval_s = interval_s
+        self.next_s = 0.0
+
+    def maybe_send(self, counters: dict[str, int], force: bool = False) -> None:
+        """Send ``counters`` when the interval has passed (or ``force``)."""
+        now = time.monotonic()
+        if force or now >= self.next_s:
+            self.next_s = now + self.interval_s
+            try:
+                self.queue.put_nowait((self.name, counters))
+            except Exception:  # a full stats queue only delays the status line
+                pass

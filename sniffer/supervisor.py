@@ -1,0 +1,185 @@
+"""Supervisor: rings and processes up, status while running, orderly shutdown, cleanup.
+
+Shell strategy (uvicorn's supervisor, faster-fifo's rings):
+- It alone creates the shared-memory rings (capture -> worker i, worker i -> aggregator) and
+  alone unlinks them, in a ``finally``; children attach by name. If the supervisor itself is
+  killed, Python's resource tracker removes the segments, and the children notice they are
+  orphaned and wind down.
+- Children start in the spawn context in dependency order: aggregator, workers, capture.
+- Signal handlers only set a flag. On SIGTERM/SIGINT the capture stops reading, flushes and
+  sends END; each worker flushes every connection and sends END; the aggregator writes
+  everything and closes the output (within the output deadline). Nothing complete on the
+  wire is lost on a normal stop.
+- A worker that dies is restarted on the same rings; its connections are counted as lost
+  (``connections_lost``) and the others go on. The capture or aggregator dying is fatal.
+- Counters arrive once a second from every process; a one-line status goes to stderr every
+  ``status.interval_s`` and a summary at exit. The exit code is non-zero when anything failed.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sniffer import aggregator_proc, capture_proc, codec, worker_proc
+from sniffer.config import Config
+from sniffer.pipeline import Wiring
+from sniffer.ring import Ring
+
+log = logging.getLogger("network-sniffer")
+IN_RING_BYTES = 32 << 20
+OUT_RING_BYTES = 16 << 20
+
+
+@dataclass
+class Outcome:
+    """How a pipeline run ended."""
+
+    code: int
+    totals: dict[str, int]
+    errors: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs one pipeline: a capture, N workers and an aggregator."""
+
+    def __init__(self, cfg: Config, source: str | None, deadline_s: float) -> None:
+        self.cfg = cfg
+        self.ctx = mp.get_context("spawn")
+        self.n = max(1, int(cfg.workers))
+        self.deadline_s = deadline_s
+        self.rings: list[Ring] = []
+        inputs = [self._ring(IN_RING_BYTES) for _ in range(self.n)]
+        outputs = [self._ring(OUT_RING_BYTES) for _ in range(self.n)]
+        self.wiring = Wiring(inputs, outputs, self.ctx.Event(), self.ctx.Queue(1000),
+                             source=source, ordered=source is not None,
+                             lossless=source is not None)
+        self.procs: dict[str, Any] = {}
+        self.per_process: dict[str, dict[str, int]] = {}
+        self.errors: list[str] = []
+        self.signals: list[int] = []
+        self.failed = False
+        self.extra = {"worker_restarts": 0, "connections_lost": 0}
+
+    def _ring(self, size: int) -> Ring:
+        ring = Ring.create(size)
+        self.rings.append(ring)
+        return ring
+
+    def _start(self, name: str, target: Any, *args: Any) -> None:
+        proc = self.ctx.Process(target=target, args=(self.cfg, self.wiring, *args), name=name,
+                                daemon=False)
+        proc.start()
+        self.procs[name] = proc
+
+    def run(self) -> Outcome:
+        """Start everything, supervise until the aggregator is done, clean up."""
+        old = {s: signal.signal(s, lambda sig, _f: self.signals.append(sig))
+               for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._start("aggregator", aggregator_proc.main, self.deadline_s)
+            for i in range(self.n):
+                self._start(f"worker-{i}", worker_proc.main, i)
+            self._start("capture", capture_proc.main)
+            self._supervise()
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            self._shutdown()
+        return Outcome(1 if self.failed else 0, self.totals(), self.errors)
+
+    def _supervise(self) -> None:
+        interval = self.cfg.status.interval_s
+        next_status = time.monotonic() + interval if interval else float("inf")
+        stop_at: float | None = None
+        while self.procs["aggregator"].is_alive():
+            self._drain_stats(0.2)
+            if self.signals and stop_at is None:
+                log.info("stopping (signal %d): flushing everything in flight", self.signals[0])
+                self.wiring.stop.set()
+                stop_at = time.monotonic() + self.deadline_s + 30
+            if stop_at is not None and time.monotonic() > stop_at:
+                log.error("shutdown took too long; stopping the processes")
+                self.failed = True
+                return
+            self._check_children()
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + interval
+                from sniffer.status_text import status_line
+
+                print(status_line(self.totals(), self.per_process), file=sys.stderr)
+        self._drain_stats(0)
+        code = self.procs["aggregator"].exitcode
+        if code == 3:
+            self.errors.append("some calls were not delivered before the deadline "
+                               "(they are in the spool)")
+            self.failed = True
+        elif code != 0:
+            self.errors.append(f"the aggregator exited with code {code}")
+            self.failed = True
+
+    def _check_children(self) -> None:
+        cap = self.procs["capture"]
+        if not cap.is_alive() and cap.exitcode not in (0, None):
+            self.failed = True
+        for i in range(self.n):
+            name = f"worker-{i}"
+            proc = self.procs[name]
+            if proc.is_alive() or proc.exitcode == 0:
+                continue
+            lost = self.per_process.get(name, {}).get("connections_open", 0)
+            log.error("%s died (exit code %s); restarting it, %d connections lost",
+                      name, proc.exitcode, lost)
+            self.extra["worker_restarts"] += 1
+            self.extra["connections_lost"] += lost
+            self.per_process.pop(name, None)
+            self._start(name, worker_proc.main, i)
+            if not cap.is_alive():  # its END may have died with it
+                count = self.per_process.get("capture", {}).get("packets", 0)
+                self.wiring.inputs[i].put(codec.encode_control(f"END {count}"))
+
+    def _drain_stats(self, timeout_s: float) -> None:
+        try:
+            name, counters = self.wiring.stats.get(timeout=timeout_s) if timeout_s else \
+                self.wiring.stats.get_nowait()
+            while True:
+                if name == "capture-error":
+                    self.errors.append(str(counters.get("message")))
+                else:
+                    self.per_process[name] = counters
+                name, counters = self.wiring.stats.get_nowait()
+        except queue.Empty:
+            pass
+
+    def totals(self) -> dict[str, int]:
+        """Counters summed over every process, plus the supervisor's own."""
+        out: dict[str, int] = dict(self.extra)
+        for counters in self.per_process.values():
+            for k, v in counters.items():
+                if k != "busy_permille":
+                    out[k] = out.get(k, 0) + v
+        return out
+
+    def _shutdown(self) -> None:
+        self.wiring.stop.set()
+        end = time.monotonic() + 10
+        for proc in self.procs.values():
+            proc.join(max(0.1, end - time.monotonic()))
+        for proc in self.procs.values():
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        self._drain_stats(0)
+        for ring in self.rings:
+            ring.close()
+            ring.unlink()
+
+
+def run_pipeline(cfg: Config, source: str | None, deadline_s: float) -> Outcome:
+    """Run the pipeline on a capture file (``source``) or live (None)."""
+    return Supervisor(cfg, source, deadline_s).run()
