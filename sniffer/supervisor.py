@@ -76,6 +76,7 @@ class Supervisor:
                                 daemon=False)
         proc.start()
         self.procs[name] = proc
+        log.info("started %s (pid %d)", name, proc.pid)
 
     def run(self) -> Outcome:
         """Start everything, supervise until the aggregator is done, clean up."""

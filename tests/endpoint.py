@@ -33,6 +33,10 @@ from pathlib import Path
 CONTENT_TYPE = "application/ndjson; charset=UTF-8"
 KNOWN_KEYS = frozenset({"request_method", "request_url", "request_body", "response_code",
                         "response_body", "now", "interval", "host"})
+# The sniffer's documented extension keys (workers/record.py), which Resurface ignores.
+EXTENSION_KEYS = frozenset({"request_version", "response_version", "response_reason",
+                            "client_ip", "client_port", "server_ip", "server_port",
+                            "request_body_base64", "response_body_base64"})
 KNOWN_PREFIXES = ("request_header:", "request_param:", "response_header:", "session_field:",
                   "custom_field:")
 FAULTS = frozenset({"status", "429", "slow", "drop", "accept_lose", "down"})
@@ -51,7 +55,7 @@ def check_message(line: bytes) -> str | None:
                 and all(isinstance(part, str) for part in detail)):
             return f"detail is not a 2-element string array: {detail!r:.60}"
         key, value = detail
-        if key not in KNOWN_KEYS and not any(
+        if key not in KNOWN_KEYS and key not in EXTENSION_KEYS and not any(
                 key.startswith(prefix) and len(key) > len(prefix) for prefix in KNOWN_PREFIXES):
             return f"unknown key {key!r:.60}"
         if key == "now" and not (value.isascii() and value.isdigit()):
