@@ -30,14 +30,6 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
-def summary_line(counters: dict[str, int]) -> str:
-    """One line with the totals first and then every non-zero anomaly, by name."""
-    first = ("packets", "segments", "calls", "calls_dropped_by_rules")
-    head = " ".join(f"{k}={counters[k]}" for k in first if k in counters)
-    rest = " ".join(f"{k}={v}" for k, v in sorted(counters.items()) if k not in first and v)
-    return f"{head} {rest}".strip()
-
-
 def read_command(cfg: Config, path: str) -> int:
     """``network-sniffer read FILE``: the file through the same pipeline as live capture."""
     if not os.path.isfile(path):
@@ -53,7 +45,6 @@ def read_command(cfg: Config, path: str) -> int:
     from sniffer.supervisor import run_pipeline
 
     outcome = run_pipeline(cfg, path, cfg.output.read_deadline_s)
-    print(f"network-sniffer: {summary_line(outcome.totals)}", file=sys.stderr)
     for error in outcome.errors:
         print(f"network-sniffer: {error}", file=sys.stderr)
     if outcome.totals.get("file_error"):
@@ -74,7 +65,6 @@ def run_command(cfg: Config) -> int:
     for line in cfg.describe():
         log.info("  %s", line)
     outcome = run_pipeline(cfg, None, 10.0)
-    print(f"network-sniffer: {summary_line(outcome.totals)}", file=sys.stderr)
     for error in outcome.errors:
         print(f"network-sniffer: {error}", file=sys.stderr)
     return outcome.code

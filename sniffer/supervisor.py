@@ -26,10 +26,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sniffer import aggregator_proc, capture_proc, codec, worker_proc
+import workers.connection  # noqa: F401 - registers anomaly names for the metrics
+import workers.core  # noqa: F401
+import workers.decode  # noqa: F401
+from sniffer import __version__, aggregator_proc, capture_proc, codec, worker_proc
 from sniffer.config import Config
+from sniffer.metrics import RateMeter, Totals, WorkerStatus, prometheus_text, worker_loads
 from sniffer.pipeline import Wiring
 from sniffer.ring import Ring
+from sniffer.status import MetricsServer, final_summary, health_of, status_line
 
 log = logging.getLogger("network-sniffer")
 IN_RING_BYTES = 32 << 20
@@ -65,6 +70,11 @@ class Supervisor:
         self.signals: list[int] = []
         self.failed = False
         self.extra = {"worker_restarts": 0, "connections_lost": 0}
+        self.restarts = [0] * self.n
+        self.metrics = Totals(gauge_names=("output_all_delivered",))
+        self.meter = RateMeter()
+        self.exposition = ""
+        self.server: MetricsServer | None = None
 
     def _ring(self, size: int) -> Ring:
         ring = Ring.create(size)
@@ -87,12 +97,44 @@ class Supervisor:
             for i in range(self.n):
                 self._start(f"worker-{i}", worker_proc.main, i)
             self._start("capture", capture_proc.main)
+            self._start_metrics()
             self._supervise()
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
             self._shutdown()
+            if self.server is not None:
+                self.server.stop()
+        for line in final_summary(self._snapshot()):
+            print(f"network-sniffer: {line}", file=sys.stderr)
         return Outcome(1 if self.failed else 0, self.totals(), self.errors)
+
+    def _start_metrics(self) -> None:
+        port = self.cfg.status.metrics_port
+        if port is None or self.wiring.source:
+            return
+        self.server = MetricsServer(self.cfg.status.metrics_address, port,
+                                    lambda: self.exposition, health=self._health)
+        self.server.start()
+        log.info("metrics on http://%s:%d/metrics, health on /healthz",
+                 self.cfg.status.metrics_address, self.server.port)
+
+    def _health(self) -> tuple[bool, str]:
+        return health_of({n: p.is_alive() for n, p in self.procs.items()})
+
+    def _snapshot(self):  # noqa: ANN202 - metrics.Snapshot
+        self.metrics.update("supervisor", self.extra)
+        return self.metrics.snapshot(time.monotonic())
+
+    def _refresh_metrics(self, print_status: bool) -> None:
+        snap = self._snapshot()
+        rates = self.meter.update(snap)
+        loads = worker_loads(self.per_process)
+        workers = {i: WorkerStatus(loads.get(i, 0.0), self.procs[f"worker-{i}"].is_alive(),
+                                   self.restarts[i]) for i in range(self.n)}
+        self.exposition = prometheus_text(snap, workers, {"version": __version__})
+        if print_status:
+            print(status_line(snap, rates, loads), file=sys.stderr, flush=True)
 
     def _supervise(self) -> None:
         interval = self.cfg.status.interval_s
@@ -109,11 +151,11 @@ class Supervisor:
                 self.failed = True
                 return
             self._check_children()
-            if time.monotonic() >= next_status:
+            due = time.monotonic() >= next_status
+            if due:
                 next_status = time.monotonic() + interval
-                from sniffer.status_text import status_line
-
-                print(status_line(self.totals(), self.per_process), file=sys.stderr)
+            if due or self.server is not None:
+                self._refresh_metrics(print_status=due)
         self._drain_stats(0)
         code = self.procs["aggregator"].exitcode
         if code == 3:
@@ -138,7 +180,9 @@ class Supervisor:
                       name, proc.exitcode, lost)
             self.extra["worker_restarts"] += 1
             self.extra["connections_lost"] += lost
+            self.restarts[i] += 1
             self.per_process.pop(name, None)
+            self.metrics.forget(name)
             self._start(name, worker_proc.main, i)
             if not cap.is_alive():  # its END may have died with it
                 count = self.per_process.get("capture", {}).get("packets", 0)
@@ -153,6 +197,8 @@ class Supervisor:
                     self.errors.append(str(counters.get("message")))
                 else:
                     self.per_process[name] = counters
+                    self.metrics.update(name, {k: v for k, v in counters.items()
+                                               if k != "busy_permille"})
                 name, counters = self.wiring.stats.get_nowait()
         except queue.Empty:
             pass

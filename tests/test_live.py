@@ -221,3 +221,23 @@ def test_an_env_file_from_the_original_container_works_unchanged(tmp_path: Path)
         f"http://10.79.0.2:8000/e/{i}" for i in range(10))
     assert not endpoint.rejections
     assert all(m["client_ip"] == "10.79.0.1" and m["server_port"] == "8000" for m in got)
+
+
+def test_metrics_and_health_endpoints_while_running(tmp_path: Path) -> None:
+    skip_unless_live()
+    with two_hosts("lvm") as (cli, srv, link), http_server(srv, link.addr_b, 8080):
+        out = tmp_path / "calls.jsonl"
+        env = {"SNIFFER_METRICS_PORT": "19179", "SNIFFER_STATUS_INTERVAL_S": "1"}
+        with sniffer(srv, ["run", "-i", link.if_b, "--workers", "2", "-o", str(out)],
+                     tmp_path, env=env) as run:
+            for i in range(8):
+                curl(cli, f"http://{link.addr_b}:8080/m/{i}")
+            time.sleep(2.5)
+            health = srv.run("curl", "-sS", "-i", "http://127.0.0.1:19179/healthz").stdout
+            metrics = srv.run("curl", "-sS", "http://127.0.0.1:19179/metrics").stdout.decode()
+        assert run["rc"] == 0, run["stderr"]
+    assert b"200" in health.split(b"\r\n")[0] and health.rstrip().endswith(b"ok")
+    calls_total = re.search(r"^network_sniffer_calls_total (\d+)", metrics, re.M)
+    assert calls_total and int(calls_total.group(1)) == 8
+    assert 'network_sniffer_worker_up{worker="1"} 1' in metrics
+    assert re.search(r"^pkts .*calls .*\| w0 ", run["stderr"], re.M)  # the status line
