@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,11 @@ def child_setup(level: str) -> None:
                         "%(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def child_entry(main: Any, *args: Any) -> None:
+    """Run a process's ``main`` and make its return value the process exit code."""
+    sys.exit(main(*args))
 
 
 def release_rings(wiring: Wiring) -> None:
