@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-VENV=${VENV:-.venv}
+VENV=$(realpath -m "${VENV:-.venv}")
 PROFILE=${SETUP_PROFILE:-run}
 PYPCAP_VERSION=1.3.0
 
@@ -56,7 +56,7 @@ if ! "$PY" -c 'import pcap' 2>/dev/null; then
   "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
       -d "$work" "pypcap==$PYPCAP_VERSION"
   tar -xzf "$work/pypcap-$PYPCAP_VERSION.tar.gz" -C "$work"
-  (cd "$work/pypcap-$PYPCAP_VERSION" && "$OLDPWD/$VENV/bin/cython" --fast-fail pcap.pyx -o pcap.c >/dev/null)
+  (cd "$work/pypcap-$PYPCAP_VERSION" && "$VENV/bin/cython" --fast-fail pcap.pyx -o pcap.c >/dev/null)
   "$PY" -m pip install -q --no-build-isolation "$work/pypcap-$PYPCAP_VERSION"
 fi
 
