@@ -25,6 +25,7 @@ from sniffer import codec
 from sniffer.config import Config, build_bpf
 from sniffer.flowhash import flow_hash, worker_for
 from sniffer.pcapfile import PcapError, iter_packets
+from sniffer.progress import Progress
 from sniffer.pipeline import (
     StatsReporter, Wiring, child_setup, orphaned, put_waiting, release_rings,
 )
@@ -120,6 +121,7 @@ class Sharder:
 def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporter) -> None:
     """Feed a capture file; damage ends the input (reported as ``file_error``)."""
     reader = iter_packets(path)
+    progress = Progress(path)
     chunk: list[tuple[int, bytes]] = []
     linktype = -1
     try:
@@ -134,6 +136,7 @@ def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporte
                     sharder.packets(linktype, chunk)
                     chunk = []
                     stats.maybe_send(sharder.all_counters())
+                    progress.update(reader.offset, reader.size)
                     if wiring.stop.is_set() or orphaned(wiring):
                         return
     except PcapError as exc:
@@ -142,6 +145,7 @@ def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporte
     finally:
         if chunk:
             sharder.packets(linktype, chunk)
+        progress.done()
 
 
 def open_handles(cfg: Config) -> list:  # noqa: ANN201 - list[pcap.pcap]
