@@ -1,6 +1,8 @@
 """UrlSink: ships Resurface messages to a capture URL (USAGE_LOGGERS_URL) as NDJSON bundles.
 
-Strategy (the wire protocol is in /work/shared/reference/resurface.md section 4):
+Strategy (the wire protocol is in /work/shared/reference/resurface.md section 4; one POST, its
+classification, the headers and the backoff are ``sniffer/delivery.py``, whose
+``destination_state``, ``parse_retry_after`` and ``post_bundle`` are re-exported here):
 
 - ``write`` (one producer thread) appends a line to the open bundle under one lock. A bundle is
   sealed when it reaches ``bundle_bytes`` or is ``bundle_s`` old, gets the next sequence number
@@ -8,139 +10,28 @@ Strategy (the wire protocol is in /work/shared/reference/resurface.md section 4)
 - Past that cap the OLDEST queued bundles move to the disk spool (``sniffer/spool.py``), or are
   dropped and counted when there is no spool. The stream is always "spool ++ memory queue",
   merged by sequence number, so spooled bundles (including those of an earlier run) go first.
-- One sender thread POSTs the lowest-numbered bundle over a persistent ``requests.Session``:
-  zlib body with ``Content-Encoding: deflated`` unless ``skip_compression``. 204 is the only
-  success. Connection errors, timeouts, 5xx and 429 are retried with exponential backoff and
-  jitter (429 honours Retry-After) for as long as it takes: the bounded spool, not the retry loop,
-  decides what is lost. Other statuses are logged once per status, counted and the bundle dropped.
-- A failure after the request may have reached the server (read timeout, connection dropped
-  mid-exchange) counts the bundle's calls in ``duplicates_possible``: the retry may duplicate.
+- One sender thread POSTs the lowest-numbered bundle (deflated unless ``skip_compression``)
+  and retries it for as long as it takes: the bounded spool, not the retry loop, decides what
+  is lost. A rejected bundle is logged once per status, counted and dropped. An attempt the
+  server may have taken anyway counts the bundle's calls in ``duplicates_possible``.
 - ``close(deadline_s)`` seals the open bundle and keeps sending until the deadline; whatever is
   left then is spooled (or counted as dropped) and close() returns False.
 """
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import threading
 import time
-import zlib
 from collections import Counter, deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import requests
-import urllib3.exceptions
-
-from sniffer import __version__
+from sniffer.delivery import (Outcome, backoff_s, deflate, destination_state, open_session,
+                              parse_retry_after, post_bundle, timeouts_within)
 from sniffer.spool import Spool
 
+__all__ = ["ShipperSettings", "UrlSink", "destination_state", "parse_retry_after", "post_bundle"]
+
 log = logging.getLogger(__name__)
-
-#: Go's strconv.ParseBool true values: USAGE_LOGGERS_DISABLE follows the Go sniffer (see below).
-_TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def destination_state(
-    url: str | None, allow_http_url: bool, disable_env_value: str | None
-) -> tuple[bool, str]:
-    """Decide whether shipping to ``url`` is enabled (section 4.7) and say why in one line.
-
-    ``USAGE_LOGGERS_DISABLE`` uses Go's ``strconv.ParseBool`` (1, t, T, TRUE, true, True) like the
-    Go sniffer this replaces; Java/Python accept only ``true``, a subset, so nothing that disabled
-    the old sniffer enables this one. Other values are ignored and said so.
-    """
-    disable = (disable_env_value or "").strip()
-    if disable in _TRUE_VALUES:
-        return False, f"disabled: USAGE_LOGGERS_DISABLE={disable}"
-    note = ""
-    if disable and disable not in _FALSE_VALUES:
-        note = f" (USAGE_LOGGERS_DISABLE={disable!r} is not a boolean, ignored)"
-    if not url:
-        return False, "disabled: no capture URL (USAGE_LOGGERS_URL is empty)" + note
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return False, "disabled: the capture URL does not parse" + note
-    if parts.scheme not in ("http", "https") or not host:
-        return False, f"disabled: the capture URL is not an http/https URL ({parts.scheme}:)" + note
-    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-    if parts.scheme == "http" and not allow_http_url:
-        return False, f"disabled: {shown} is plain http and the rules lack allow_http_url" + note
-    return True, f"enabled: sending to {shown}" + note
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one POST attempt came to."""
-
-    kind: str  # "ok" | "retry" | "rejected"
-    counter: str  # the counter this attempt increments
-    status: int = 0  # HTTP status, 0 when there was no answer
-    detail: str = ""  # exception text or the start of the response body
-    retry_after_s: float | None = None  # from a 429's Retry-After
-    maybe_delivered: bool = False  # the server may have taken the bundle
-
-
-def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now_s is None else now_s))
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the error chain shows no connection was made (so no duplicate is possible)."""
-    item: object = exc
-    for _ in range(8):  # requests.ConnectionError -> urllib3 MaxRetryError -> reason
-        if isinstance(item, (urllib3.exceptions.NewConnectionError,
-                             urllib3.exceptions.ConnectTimeoutError, ConnectionRefusedError)):
-            return True
-        if isinstance(item, requests.exceptions.ConnectionError) and item.args:
-            item = item.args[0]
-        elif getattr(item, "reason", None) is not None:
-            item = getattr(item, "reason")
-        else:
-            return False
-    return False
-
-
-def post_bundle(session: requests.Session, url: str, body: bytes,
-                timeouts: tuple[float, float]) -> Outcome:
-    """POST one bundle and classify the answer (204 is the only success)."""
-    try:
-        response = session.post(url, data=body, timeout=timeouts, allow_redirects=False)
-    except requests.exceptions.ConnectTimeout as exc:
-        return Outcome("retry", "conn_errors", detail=str(exc))
-    except requests.exceptions.Timeout as exc:
-        return Outcome("retry", "timeouts", detail=str(exc), maybe_delivered=True)
-    except requests.exceptions.ConnectionError as exc:
-        return Outcome("retry", "conn_errors", detail=str(exc),
-                       maybe_delivered=not _never_sent(exc))
-    except requests.exceptions.RequestException as exc:
-        return Outcome("retry", "request_errors", detail=str(exc), maybe_delivered=True)
-    status = response.status_code
-    detail = response.content[:200].decode("utf-8", "replace")
-    if status == 204:
-        return Outcome("ok", "http_204", status)
-    if status == 429:
-        retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
-        return Outcome("retry", "http_429", status, detail, retry_after_s)
-    if status >= 500:
-        return Outcome("retry", "http_5xx", status, detail)
-    counter = "http_4xx" if 400 <= status < 500 else "http_other"
-    return Outcome("rejected", counter, status, detail)
 
 
 @dataclass(frozen=True)
@@ -192,13 +83,7 @@ class UrlSink:
         self._count_lock = threading.Lock()
         self._deadline_s: float | None = None  # monotonic time; set by close()
         self._stopping = False
-        self._session = requests.Session()
-        self._session.headers.update({
-            "Content-Type": "application/ndjson; charset=UTF-8",
-            "User-Agent": f"network-sniffer/{__version__} (Resurface capture; python-requests)",
-        })
-        if not skip_compression:
-            self._session.headers["Content-Encoding"] = "deflated"
+        self._session = open_session(deflated=not skip_compression)
         self._warned_statuses: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="url-sink", daemon=True)
         self._thread.start()
@@ -315,7 +200,7 @@ class UrlSink:
         while True:
             if bundle.wire is None:
                 bundle.wire = (bundle.raw if self.skip_compression else
-                               zlib.compress(bundle.raw, self.settings.compress_level))
+                               deflate(bundle.raw, self.settings.compress_level))
             outcome = post_bundle(self._session, self.url, bundle.wire, self._timeouts())
             self._account(bundle, outcome)
             if outcome.kind != "retry":
@@ -327,20 +212,17 @@ class UrlSink:
             self._count("retries")
             delay = outcome.retry_after_s
             if delay is None:
-                delay = min(self.settings.backoff_max_s,
-                            self.settings.backoff_initial_s * 2 ** min(attempt - 1, 30))
-                delay *= random.uniform(0.5, 1.0)
+                delay = backoff_s(attempt, self.settings.backoff_initial_s,
+                                  self.settings.backoff_max_s)
             if not self._sleep(min(delay, self.settings.retry_after_max_s)):
                 with self._cond:
                     self._set_aside(bundle, "close() deadline passed")
                 return
 
     def _timeouts(self) -> tuple[float, float]:
-        connect_s, read_s = self.settings.connect_timeout_s, self.settings.read_timeout_s
-        if self._deadline_s is not None:
-            left_s = max(0.05, self._deadline_s - time.monotonic())
-            connect_s, read_s = min(connect_s, left_s), min(read_s, left_s)
-        return connect_s, read_s
+        left_s = None if self._deadline_s is None else self._deadline_s - time.monotonic()
+        settings = self.settings
+        return timeouts_within(settings.connect_timeout_s, settings.read_timeout_s, left_s)
 
     def _account(self, bundle: _Bundle, outcome: Outcome) -> None:
         self._count(outcome.counter)

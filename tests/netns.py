@@ -26,27 +26,30 @@ Typical use::
                 out = curl(cli, f"http://{link.addr_b}:8080/x")
                 assert server.request_count() == 1
 
-This file is also a script: ``python tests/netns.py serve <addr> <port> <access-log>`` is the
-small JSON HTTP/1.1 server that ``http_server(kind="python")`` runs inside a namespace.
+Servers and clients (``http_server``, ``Server``, ``curl``, ``wait_port``, ``stop_process``)
+are in ``tests/netns_http.py`` and re-exported here; the python JSON server that
+``http_server(kind="python")`` runs inside a namespace is the script ``tests/netns_server.py``
+(``python tests/netns_server.py serve <addr> <port> <access-log>``).
 """
 from __future__ import annotations
 
 import contextlib
-import http.server
 import itertools
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
+
+from tests.netns_http import (NGINX_CONF, SERVER_SCRIPT, Server, curl, http_server, stop_process,
+                              wait_port)
+
+__all__ = ["DEFAULT_TAG", "NGINX_CONF", "SERVER_SCRIPT", "Namespace", "Server", "VethPair",
+           "cleanup_stale", "curl", "http_server", "live_problem", "run_prefix",
+           "skip_unless_live", "stop_process", "two_hosts", "veth_pair", "wait_port"]
 
 DEFAULT_TAG = "nt"
 _veth_counter = itertools.count(1)
@@ -198,11 +201,7 @@ class Namespace:
                 proc.terminate()
         deadline = time.monotonic() + 3
         for proc in self._procs:
-            try:
-                proc.wait(timeout=max(0.05, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc, None, max(0.05, deadline - time.monotonic()))
         _kill_namespace(self.name)
 
 
@@ -266,119 +265,6 @@ def veth_pair(
         link.close()
 
 
-def wait_port(ns: Namespace, host: str, port: int, timeout_s: float = 10.0) -> None:
-    """Block until a TCP connect to ``host:port`` from inside ``ns`` succeeds (or raise)."""
-    script = (
-        "import socket,sys,time\n"
-        "end=time.monotonic()+float(sys.argv[3])\n"
-        "while True:\n"
-        "  try:\n"
-        "    socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=1).close();break\n"
-        "  except OSError:\n"
-        "    if time.monotonic()>end: sys.exit(1)\n"
-        "    time.sleep(0.02)\n"
-    )
-    res = ns.run(sys.executable, "-c", script, host, str(port), str(timeout_s), check=False,
-                 timeout=timeout_s + 10)
-    if res.returncode != 0:
-        raise TimeoutError(f"{host}:{port} not accepting in {ns.name} after {timeout_s}s")
-
-
-@dataclass
-class Server:
-    """A running HTTP server inside a namespace."""
-
-    kind: str
-    url: str
-    access_log: Path
-    proc: subprocess.Popen[Any]
-    workdir: Path
-
-    def request_count(self) -> int:
-        """Number of requests served so far (lines in the access log)."""
-        try:
-            return len(self.access_log.read_text().splitlines())
-        except FileNotFoundError:
-            return 0
-
-    def wait_requests(self, n: int, timeout_s: float = 5.0) -> int:
-        """Wait until at least ``n`` requests are logged; returns the count seen."""
-        end = time.monotonic() + timeout_s
-        while (count := self.request_count()) < n and time.monotonic() < end:
-            time.sleep(0.02)
-        return count
-
-
-def _hostport(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-user root root;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 128; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/json;
-    keepalive_requests 10000;
-    server {{
-        listen {listen};
-        location = /status/404 {{ return 404 '{{"error":"not found"}}'; }}
-        location / {{ return 200 '{{"ok":true,"server":"nginx"}}'; }}
-    }}
-}}
-"""
-
-
-@contextlib.contextmanager
-def http_server(
-    ns: Namespace, addr: str, port: int, kind: str = "python", timeout_s: float = 10.0
-) -> Iterator[Server]:
-    """Run a JSON HTTP/1.1 server (``python`` or real ``nginx``) in ``ns`` until exit."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"{ns.name}-{kind}-"))
-    log = workdir / "access.log"
-    if kind == "python":
-        argv = [sys.executable, str(Path(__file__).resolve()), "serve", addr, str(port), str(log)]
-    elif kind == "nginx":
-        conf = workdir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(d=workdir, listen=_hostport(addr, port)))
-        argv = ["nginx", "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
-    else:
-        raise ValueError(f"unknown server kind {kind!r}")
-    err = open(workdir / "stderr.log", "wb")
-    proc = ns.popen(*argv, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        wait_port(ns, addr, port, timeout_s)
-        yield Server(kind, f"http://{_hostport(addr, port)}", log, proc, workdir)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT if kind == "nginx" else signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        err.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def curl(
-    ns: Namespace, *args: str, check: bool = True, timeout_s: float = 20
-) -> subprocess.CompletedProcess[bytes]:
-    """Run ``curl -sS --max-time`` with ``args`` inside ``ns``; stdout/stderr as bytes."""
-    return ns.run("curl", "-sS", "--max-time", str(timeout_s), *args, check=check,
-                  timeout=timeout_s + 10)
-
-
 @contextlib.contextmanager
 def two_hosts(
     tag: str = DEFAULT_TAG, v6: bool = True, subnet: str = "10.77.0", subnet6: str = "fd77::"
@@ -388,76 +274,3 @@ def two_hosts(
         with veth_pair(cli, srv, f"{subnet}.1", f"{subnet}.2", 24,
                        f"{subnet6}1" if v6 else None, f"{subnet6}2" if v6 else None) as link:
             yield cli, srv, link
-
-
-# ----------------------------------------------------------------------------- python server
-class _JsonHandler(http.server.BaseHTTPRequestHandler):
-    """GET/POST/HEAD -> JSON describing the request; ``/status/<code>`` sets the status;
-    ``?bytes=N`` pads the body to about N bytes; ``?chunked=1`` uses chunked encoding."""
-
-    protocol_version = "HTTP/1.1"
-    access_log: Path
-
-    def _reply(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body_in = self.rfile.read(length) if length else b""
-        path, _, query = self.path.partition("?")
-        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
-        status = 200
-        if path.startswith("/status/") and path[8:].isdigit():
-            status = int(path[8:])
-        doc: dict[str, Any] = {"method": self.command, "path": self.path,
-                               "request_bytes": len(body_in)}
-        if body_in.startswith(b"{"):
-            with contextlib.suppress(ValueError):
-                doc["echo"] = json.loads(body_in)
-        pad = int(params.get("bytes", "0") or 0)
-        if pad:
-            doc["pad"] = "x" * max(0, min(pad, 50_000_000))
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        chunked = params.get("chunked") == "1"
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and status not in (204, 304):
-            if chunked:
-                for i in range(0, len(body), 1000):
-                    part = body[i : i + 1000]
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                self.wfile.write(b"0\r\n\r\n")
-            else:
-                self.wfile.write(body)
-        with open(self.access_log, "a") as f:
-            f.write(f"{self.command} {self.path} {status}\n")
-
-    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _reply
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-
-def serve(addr: str, port: int, access_log: str) -> None:
-    """Serve JSON on ``addr:port`` until SIGTERM (the body of ``kind="python"``)."""
-    _JsonHandler.access_log = Path(access_log)
-
-    class _Server(http.server.ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        daemon_threads = True
-
-    server = _Server((addr, port), _JsonHandler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
-    else:
-        sys.exit(f"usage: {sys.argv[0]} serve ADDR PORT ACCESS_LOG")

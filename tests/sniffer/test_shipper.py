@@ -1,15 +1,16 @@
-"""UrlSink over real HTTP on loopback against tests/endpoint.py: order, bundling, faults, spool."""
+"""UrlSink over real HTTP on loopback against tests/endpoint.py: order, bundling, faults, spool.
+
+One POST and its classification, the backoff and ``destination_state`` are in test_delivery.py.
+"""
 from __future__ import annotations
 
 import logging
 import time
-import zlib
 
 import pytest
 
 from sniffer import __version__
-from sniffer.shipper import (ShipperSettings, UrlSink, destination_state, parse_retry_after,
-                             post_bundle)
+from sniffer.shipper import ShipperSettings, UrlSink
 from sniffer.spool import Spool
 from tests.endpoint import CaptureEndpoint
 
@@ -104,15 +105,6 @@ def test_429_waits_for_retry_after(endpoint):
     assert sink.counters()["http_429"] == 1
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("7", 7.0), (" 0 ", 0.0), ("", None), (None, None), ("soon", None), ("-3", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 5.0),
-])
-def test_parse_retry_after(value, expected):
-    now_s = 1445412480.0 - 5.0  # 5 s before the date above
-    assert parse_retry_after(value, now_s=now_s) == expected
-
-
 def test_4xx_is_logged_once_counted_and_the_bundle_dropped(endpoint, caplog):
     endpoint.set_fault("status", status=403, times=2)
     sink = UrlSink(endpoint.url, settings=FAST)
@@ -184,15 +176,6 @@ def test_read_timeout_counts_possible_duplicates(endpoint):
     counts = sink.counters()
     assert counts["timeouts"] == 1 and counts["duplicates_possible"] == 1
     assert _wait(lambda: len(endpoint.messages) == 2)  # the slow answer stored it too
-
-
-def test_refused_connections_are_not_possible_duplicates(endpoint):
-    endpoint.stop()
-    import requests
-    with requests.Session() as session:
-        outcome = post_bundle(session, endpoint.url, zlib.compress(call(1)), (0.5, 0.5))
-    assert (outcome.kind, outcome.counter, outcome.maybe_delivered) == ("retry", "conn_errors",
-                                                                        False)
 
 
 def test_without_a_spool_a_full_queue_drops_the_oldest_and_says_so(endpoint, caplog):
@@ -280,30 +263,3 @@ def test_a_30_s_outage_in_the_middle_of_a_stream_loses_nothing(endpoint, tmp_pat
     assert 0 < len(got) - written <= counts["duplicates_possible"]
     assert counts["spool_spooled_bundles"] > 0 and counts["calls_replayed"] > 0
     assert counts.get("spool_dropped_calls", 0) == 0 and counts["dropped_calls"] == 0
-
-
-@pytest.mark.parametrize("url, allow_http, disable, enabled, says", [
-    ("https://cap.example/message", False, None, True, "enabled"),
-    ("http://worker:7701/message", True, None, True, "enabled: sending to http://worker:7701"),
-    ("http://worker:7701/message", False, None, False, "allow_http_url"),
-    ("https://u:secret@cap.example/m", False, None, True, "https://cap.example/m"),
-    ("", True, None, False, "no capture URL"),
-    (None, True, None, False, "no capture URL"),
-    ("ftp://cap.example/m", True, None, False, "not an http/https URL"),
-    ("https:///nohost", True, None, False, "not an http/https URL"),
-    ("http://host:99999/m", True, None, False, "does not parse"),
-    ("https://cap.example/m", False, "true", False, "USAGE_LOGGERS_DISABLE=true"),
-    ("https://cap.example/m", False, "1", False, "disabled"),
-    ("https://cap.example/m", False, "T", False, "disabled"),
-    ("https://cap.example/m", False, "True", False, "disabled"),
-    ("https://cap.example/m", False, "TRUE", False, "disabled"),
-    ("https://cap.example/m", False, "false", True, "enabled"),
-    ("https://cap.example/m", False, "0", True, "enabled"),
-    ("https://cap.example/m", False, "yes", True, "not a boolean, ignored"),
-    ("https://cap.example/m", False, "", True, "enabled"),
-])
-def test_destination_state(url, allow_http, disable, enabled, says):
-    state, reason = destination_state(url, allow_http, disable)
-    assert state is enabled
-    assert says in reason
-    assert "secret" not in reason
