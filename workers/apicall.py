@@ -59,6 +59,7 @@ _DECODE_MARKERS = {
     "body_decode_truncated": "content-encoding {} stream ends early; kept {} decoded bytes",
     "body_bomb_limit": "content-encoding {} decodes to more than the limit; cut at {} bytes",
     "body_unknown_encoding": "content-encoding {} not decoded; {} bytes as sent",
+    "body_not_encoded": "content-encoding {} does not apply; {} bytes kept as sent",
 }
 
 

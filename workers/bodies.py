@@ -10,8 +10,11 @@ Rules:
   ``deflate`` (zlib-wrapped per RFC 1950, and raw RFC 1951 deflate, which real servers send;
   ``zlib``/``deflated`` as Go's logger accepts), ``br`` and ``identity``. Decoding is
   incremental with an output cap (``max_decoded_bytes``) so a decompression bomb costs at most
-  the cap. Corrupt or truncated streams keep the prefix that decoded cleanly. A coding we do
-  not know (``compress``, ``zstd``, ...) stops decoding and leaves the bytes as they are.
+  the cap. Corrupt or truncated streams keep the prefix that decoded cleanly. A stream that
+  is rejected before a single byte decodes (a JSON body labelled ``gzip``, as some SDKs send)
+  was evidently never encoded: its bytes are kept as sent (``body_not_encoded``), as browsers
+  and Suricata do, rather than reported as an empty body. A coding we do not know
+  (``compress``, ``zstd``, ...) stops decoding and leaves the bytes as they are.
   Nothing raises: the second item returned names the anomaly, if any.
 - ``body_text`` decodes by the Content-Type ``charset`` (default and fallback UTF-8, invalid
   bytes replaced) and decides text versus binary from the media type, then from the bytes
@@ -36,6 +39,7 @@ ANOMALIES = register({
     "body_decode_truncated": "a content-encoded body ended before its stream did (prefix kept)",
     "body_bomb_limit": "a decoded body reached max_decoded_bytes; the rest was dropped",
     "body_unknown_encoding": "a Content-Encoding we do not undo (compress, zstd...); kept as sent",
+    "body_not_encoded": "a body did not decode from its first byte; kept as sent",
 })
 
 #: Binary-body policies -> meaning. Unknown policy names behave as ``skip``.
@@ -155,7 +159,10 @@ def decode_content(raw: bytes, content_encoding: bytes | None, *,
         decoder = _DECODERS.get(coding)
         if decoder is None:
             return data, "body_unknown_encoding"
-        data, anomaly = decoder(data, limit)
+        decoded, anomaly = decoder(data, limit)
+        if anomaly == "body_decode_error" and not decoded:
+            return data, "body_not_encoded"  # rejected at once: these bytes were not encoded
+        data = decoded
         if anomaly is not None:
             return data, anomaly
     return data, None

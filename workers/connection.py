@@ -135,18 +135,24 @@ class Connection:
         else:
             self.answered.append(ex)
 
+    def http09_request(self, parser: HalfParser, ts_ns: int) -> None:
+        """``parser`` found an HTTP/0.9 request: the other side's answer to it has no status
+        line, so a response it is still reading that no request asked for ends now."""
+        other = self.pb if parser is self.pa else self.pa
+        other.cut_unsolicited_response(ts_ns)
+
     def tunnel(self) -> None:
         """The connection switched protocols (CONNECT 2xx or 101 Switching Protocols)."""
         self.pa.switch_to_tunnel()
         self.pb.switch_to_tunnel()
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def finish(self, ts_ns: int) -> None:
-        """End both directions and flush every exchange still open."""
+    def finish(self, ts_ns: int, reset: bool = False) -> None:
+        """End both directions and flush every exchange still open (``reset``: by a RST)."""
         if self.finished:
             return
-        self.ra.end(ts_ns)
-        self.rb.end(ts_ns)
+        self.ra.end(ts_ns, reset)
+        self.rb.end(ts_ns, reset)
         self.finished = True
         for ex in self.answered:
             ex.request.incomplete = True

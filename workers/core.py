@@ -7,7 +7,9 @@ Strategy:
   ``idle_timeout_s`` of *packet* time, so reading a capture file gives the same result as
   capturing live. ``close()`` flushes everything.
 - A connection is created by a SYN or by a segment with payload (mid-stream pickup); pure
-  ACKs, FINs and RSTs of unknown connections are ignored. A new SYN on a tuple whose
+  ACKs, FINs and RSTs of unknown connections are ignored. A RST ends the connection at once;
+  its acknowledgement number is noted first, and the reassemblers drop held bytes the
+  receiver never acknowledged (``tcp.py``). A new SYN on a tuple whose
   connection has already carried data starts a fresh connection (port reuse).
 - The table is bounded: past ``max_connections`` the least recently active connection is
   flushed and evicted (counted). Out-of-order bytes of all connections share one budget.
@@ -84,7 +86,9 @@ class WorkerCore:
             fwd, rev = conn.rb, conn.ra
         if flags & RST:
             fwd.segment(seg.seq, flags & ~FIN, seg.payload, ts_ns)
-            self._drop(conn, ts_ns)
+            if flags & ACK:  # the last word of the resetting side on what it received
+                rev.note_ack(seg.ack, ts_ns)
+            self._drop(conn, ts_ns, reset=True)
             return self._take()
         fwd.segment(seg.seq, flags, seg.payload, ts_ns)
         if flags & ACK:
@@ -140,8 +144,8 @@ class WorkerCore:
         self.conns[(seg.dst, seg.dport, seg.src, seg.sport)] = conn
         return conn
 
-    def _drop(self, conn: Connection, ts_ns: int) -> None:
-        conn.finish(ts_ns)
+    def _drop(self, conn: Connection, ts_ns: int, reset: bool = False) -> None:
+        conn.finish(ts_ns, reset)
         a, b = conn.a, conn.b
         for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
             if self.conns.get(key) is conn:

@@ -7,7 +7,9 @@ Strategy: pure functions over bytes, lenient the way real servers and browsers a
   the previous field (obs-fold, RFC 9112 section 5.2); white space around names and values is
   dropped; lines without a colon are counted and skipped;
 - the body length follows RFC 9112 section 6.3 in its order: responses to HEAD, 1xx, 204 and
-  304 have none; 2xx to CONNECT and 101 switch to a tunnel; Transfer-Encoding whose final
+  304 have none (but a 204/304 with a Content-Length is ``MAYBE_LENGTH``: the body reader
+  takes that many bytes only if what follows is not a status line, see ``readers.py``);
+  2xx to CONNECT and 101 switch to a tunnel; Transfer-Encoding whose final
   coding is chunked wins over Content-Length; any other Transfer-Encoding on a response means
   "until close"; otherwise a valid Content-Length; otherwise none (requests) or until close
   (responses).
@@ -53,6 +55,8 @@ class Framing(Enum):
     CHUNKED = "chunked"
     UNTIL_CLOSE = "until-close"
     TUNNEL = "tunnel"
+    MAYBE_LENGTH = "maybe-length"
+    """204/304 with Content-Length: no body unless the next bytes are not a status line."""
 
 
 def find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
@@ -150,10 +154,13 @@ def response_framing(
                 return Framing.TUNNEL, 0
             anomalies.hit("http_unsolicited_101")
             status = None  # framed like an ordinary response below
-    if status is not None:
-        if 100 <= status < 200 or status in (204, 304):
-            return Framing.NONE, 0
-    if method == b"HEAD":
+    if method == b"HEAD" or (status is not None and 100 <= status < 200):
+        return Framing.NONE, 0
+    if status in (204, 304):
+        if header_values(headers, b"content-length"):
+            length = content_length(headers, anomalies)
+            if length:
+                return Framing.MAYBE_LENGTH, length
         return Framing.NONE, 0
     chunked = is_chunked(headers, anomalies)
     if chunked:

@@ -4,66 +4,54 @@ Strategy (h11's shape, a passive observer's rules):
 - One ``HalfParser`` per direction. Its role (client side: requests; server side: responses)
   may be known up front (SYN, configured port) or learnt from the first start line it finds;
   the connection then gives the other direction the opposite role.
-- States (``_State``): START expects a message at the buffer start; RESYNC scans for a
-  plausible start line (mid-stream pickup, after a gap, after garbage); HEAD waits for the
-  blank line; LENGTH / CHUNK_* / CLOSE read a body by its framing (``framing.py``); TUNNEL
-  follows a CONNECT 2xx or a 101: the first bytes decide whether plain HTTP goes on inside
-  (keep parsing) or not (DEAD: discard everything, cheaply).
+- States: START expects a message at the buffer start; RESYNC scans for a plausible start
+  line (mid-stream pickup, after a gap, after garbage); HEAD waits for the blank line; the
+  body states (LENGTH / CHUNK_* / CLOSE / MAYBE_BODY) are read by ``readers.BodyReader``
+  following ``framing.py``; TUNNEL follows a CONNECT 2xx or a 101: the first bytes decide
+  whether plain HTTP goes on inside (keep parsing) or not (DEAD: discard everything).
 - Bytes arrive in ``data()``; a gap of n unseen bytes in ``gap()``: inside a body of known
   length the message just lost bytes (marked incomplete) and parsing goes on; anywhere else
   the message ends incomplete and the parser resynchronises at the next start line.
 - Responses need the method of the request they answer (HEAD and CONNECT change framing):
   the connection (``connection.py``) keeps the FIFO of pending requests and answers
-  ``next_method()``. Interim 1xx responses (except 101) do not end the exchange.
+  ``next_request()``. Interim 1xx responses (except 101) do not end the exchange.
+- HTTP/0.9 (RFC 9112 appendix C.1): a request line without a version (GET only) is the
+  whole request; resync, tunnel and status-line-less answers are ``resync.StartFinder``'s.
 - Every buffer is bounded: a head longer than ``max_header_bytes`` is dropped (counted) and
   bodies keep at most ``max_body_bytes`` (the rest is counted in ``body_size``).
 Nothing here raises on traffic: odd input becomes a named anomaly.
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from workers import framing
 from workers.anomalies import Anomalies, register
 from workers.framing import Framing
 from workers.message import HttpRequest, HttpResponse
+from workers.readers import (  # noqa: F401 - the states are part of this module's interface
+    BODY_STATES, CHUNK_DATA, CHUNK_END, CHUNK_SIZE, CLOSE, DEAD, HEAD, LENGTH, MAYBE_BODY,
+    RESYNC, START, TRAILERS, TUNNEL,
+)
+from workers.resync import CLIENT, SERVER, UNKNOWN, StartFinder  # noqa: F401 - roles
 
 if TYPE_CHECKING:
     from workers.connection import Connection
 
 ANOMALIES = register(
     {
-        "http_bad_start_line": "bytes where a request or status line was expected",
-        "http_resync_skipped_bytes": "bytes skipped while looking for the next message",
         "http_head_too_long": "a header block was longer than the limit and was dropped",
-        "http_bad_chunk_size": "a chunk-size line was not a hex number; body ended there",
         "http_message_cut_by_gap": "a gap ended a message early",
         "http_message_cut_by_eof": "the stream ended in the middle of a message",
-        "http_body_truncated": "a body was longer than the kept-body limit",
         "http09_request": "an HTTP/0.9 request line (no version)",
-        "http_response_without_status_line": "a response with no status line (HTTP/0.9 style)",
     }
 )
 
-UNKNOWN, CLIENT, SERVER = 0, 1, 2  # roles
 
-START, RESYNC, HEAD, LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE, TUNNEL, DEAD = (
-    range(11)
-)
-_BODY_STATES = (LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE)
-# Plain HTTP inside a tunnel starts with a method and a space; TLS or WebSocket frames do not.
-_TUNNEL_REQUEST = re.compile(rb"[A-Za-z]{3,12} ")
-_TUNNEL_PREFIX = re.compile(rb"[A-Za-z]{0,12}")
-
-
-class HalfParser:
+class HalfParser(StartFinder):
     """Parses the HTTP/1.x messages of one direction of a TCP connection."""
 
-    __slots__ = (
-        "conn", "role", "state", "buf", "buf_ts", "anomalies", "max_head", "max_body",
-        "msg", "body", "kept", "remaining", "first_ts", "exchange", "interim", "http09",
-    )
+    __slots__ = ("exchange", "interim", "http09")
 
     def __init__(self, conn: Connection, role: int, synced: bool) -> None:
         self.conn = conn
@@ -79,9 +67,11 @@ class HalfParser:
         self.kept = 0
         self.remaining = 0
         self.first_ts = 0
+        self.head_ts = 0  # packet time of the bytes that completed the current head
         self.exchange: object = None
         self.interim: list[int] = []
         self.http09 = False
+        self.orphan = False  # the response being read answers no request
 
     # -- stream events -------------------------------------------------------------------------
     def data(self, chunk: bytes, ts_ns: int) -> None:
@@ -99,27 +89,12 @@ class HalfParser:
         if st in (DEAD, TUNNEL):
             return
         msg = self.msg
-        if msg is not None and st in _BODY_STATES:
-            msg.incomplete = True
-            if st == CLOSE or (
-                st in (LENGTH, CHUNK_DATA) and nbytes < self.remaining - len(self.buf)
-            ):
-                # the lost bytes are inside this body: account for them and read on
-                held = bytes(self.buf)
-                self.buf.clear()
-                self._body(held)
-                msg.body_size += nbytes
-                if st != CLOSE:
-                    self.remaining -= nbytes
-                return
-            self.anomalies.hit("http_message_cut_by_gap")
-            exact = st == LENGTH and nbytes == self.remaining - len(self.buf)
-            if st == LENGTH:
-                self._body(bytes(self.buf))
-            self.buf.clear()
-            self._finish(ts_ns)
-            self.state = START if exact else RESYNC
+        if msg is not None and st in BODY_STATES:
+            if not self._gap_in_body(nbytes, ts_ns):
+                self.anomalies.hit("http_message_cut_by_gap")
             return
+        if msg is not None and st == MAYBE_BODY:
+            self._finish(self.head_ts)  # no sign of a body before the gap: it had none
         if st == HEAD or (st == START and self.buf):
             self.anomalies.hit("http_message_cut_by_gap")
         self.buf.clear()
@@ -130,7 +105,9 @@ class HalfParser:
         """The direction ended (FIN, RST or expiry)."""
         if self.state in (START, RESYNC) and self.buf.strip() and self.msg is None:
             self._unterminated_at_eof(ts_ns)
-        if self.msg is not None and self.state in _BODY_STATES:
+        if self.msg is not None and self.state == MAYBE_BODY:
+            self._finish(self.head_ts)
+        elif self.msg is not None and self.state in BODY_STATES:
             if self.state != CLOSE:
                 self.anomalies.hit("http_message_cut_by_eof")
                 self.msg.incomplete = True
@@ -139,21 +116,6 @@ class HalfParser:
             self.anomalies.hit("http_message_cut_by_eof")
         self.buf.clear()
         self.state = DEAD
-
-    def _unterminated_at_eof(self, ts_ns: int) -> None:
-        """Bytes left without a line end when the stream ends: a last request line, or the
-        status-line-less answer to a waiting request, are still reported."""
-        if self.role != SERVER and framing.REQUEST_LINE.match(bytes(self.buf).rstrip(b"\r\n")):
-            self.buf += b"\r\n\r\n"
-            self.state = START
-            self._run(ts_ns)
-            if self.msg is not None and self.state == HEAD:
-                self._head(ts_ns)
-        elif self.role != CLIENT and self.conn.has_pending() and self.state == RESYNC:
-            self.state = START
-            self.role = SERVER
-            self._headless_response(ts_ns)
-            self._run(ts_ns)
 
     # -- the state machine ------------------------------------------------------------------------
     def _run(self, ts_ns: int) -> None:
@@ -166,26 +128,17 @@ class HalfParser:
             elif st == HEAD:
                 if not self._head(ts_ns):
                     return
-            elif st == LENGTH:
-                n = min(self.remaining, len(buf))
-                self._body(bytes(buf[:n]))
-                del buf[:n]
-                self.remaining -= n
-                if self.remaining == 0:
-                    self._finish(ts_ns)
+            elif st in (LENGTH, CHUNK_DATA):
+                self._read_counted(ts_ns)
             elif st == CLOSE:
                 self._body(bytes(buf))
                 buf.clear()
             elif st in (CHUNK_SIZE, CHUNK_END, TRAILERS):
                 if not self._chunk_line(ts_ns):
                     return
-            elif st == CHUNK_DATA:
-                n = min(self.remaining, len(buf))
-                self._body(bytes(buf[:n]))
-                del buf[:n]
-                self.remaining -= n
-                if self.remaining == 0:
-                    self.state = CHUNK_END
+            elif st == MAYBE_BODY:
+                if not self._maybe_body(ts_ns):
+                    return
             elif st == RESYNC:
                 if not self._resync():
                     return
@@ -248,18 +201,6 @@ class HalfParser:
         self.state = RESYNC
         return True
 
-    def _headless_response(self, ts_ns: int) -> bool:
-        """A server answer without a status line: HTTP/0.9 style, the body runs to the close."""
-        if not self.conn.has_pending():
-            self.anomalies.hit("http_bad_start_line")
-            self.state = RESYNC
-            return True
-        self.anomalies.hit("http_response_without_status_line")
-        self.first_ts = self.buf_ts
-        self.msg = HttpResponse(None, b"", b"", b"", ts_first_ns=self.first_ts)
-        self._begin_body(Framing.UNTIL_CLOSE, 0)
-        return True
-
     def _head(self, ts_ns: int) -> bool:
         buf = self.buf
         found = framing.find_head_end(buf, max(0, self.remaining - 3))
@@ -272,6 +213,7 @@ class HalfParser:
                 self.state = RESYNC
             return False
         end, body_start = found
+        self.head_ts = ts_ns
         lines = bytes(buf[:end]).split(b"\n")
         del buf[:body_start]
         msg = self.msg
@@ -286,6 +228,8 @@ class HalfParser:
     def _request_head(self, ts_ns: int) -> None:
         msg = self.msg
         assert isinstance(msg, HttpRequest)
+        if not msg.version:
+            self.conn.http09_request(self, ts_ns)
         self.exchange = self.conn.request_head(msg)
         if not msg.version:
             self._begin_body(Framing.NONE, 0)
@@ -303,9 +247,9 @@ class HalfParser:
             self.msg = None
             self.state = START
             return
-        how, length = framing.response_framing(
-            self.conn.next_request(), status, msg.headers, self.anomalies
-        )
+        request = self.conn.next_request()
+        self.orphan = request is None
+        how, length = framing.response_framing(request, status, msg.headers, self.anomalies)
         if how is Framing.TUNNEL:  # the call is complete; what follows is another protocol
             self.state = START
             self._finish(ts_ns)
@@ -314,79 +258,6 @@ class HalfParser:
         self._begin_body(how, length)
         if self.state == START:
             self._finish(ts_ns)
-
-    def _begin_body(self, how: Framing, length: int) -> None:
-        self.body = []
-        self.kept = 0
-        if how is Framing.LENGTH:
-            self.remaining = length
-            self.state = LENGTH
-        elif how is Framing.CHUNKED:
-            self.state = CHUNK_SIZE
-        elif how is Framing.UNTIL_CLOSE:
-            self.state = CLOSE
-        else:
-            self.state = START
-
-    def _chunk_line(self, ts_ns: int) -> bool:
-        buf = self.buf
-        nl = buf.find(b"\n")
-        if nl < 0:
-            if len(buf) > self.max_head:
-                self.anomalies.hit("http_bad_chunk_size")
-                self._end_body_at_bad_framing(ts_ns)
-            return False
-        line = bytes(buf[:nl]).rstrip(b"\r")
-        del buf[: nl + 1]
-        st = self.state
-        if st == CHUNK_SIZE:
-            size = framing.parse_chunk_size(line)
-            if size is None:
-                self.anomalies.hit("http_bad_chunk_size")
-                self._end_body_at_bad_framing(ts_ns)
-            elif size == 0:
-                self.state = TRAILERS
-            else:
-                self.remaining = size
-                self.state = CHUNK_DATA
-        elif st == CHUNK_END:
-            if line:  # data where the CRLF after a chunk belongs: read it as the next size
-                self.state = CHUNK_SIZE
-                buf[:0] = line + b"\n"
-            else:
-                self.state = CHUNK_SIZE
-        else:  # TRAILERS
-            if not line:
-                self._finish(ts_ns)
-            else:
-                msg = self.msg
-                assert msg is not None
-                msg.headers.extend(framing.parse_header_lines([line], self.anomalies))
-        return True
-
-    def _end_body_at_bad_framing(self, ts_ns: int) -> None:
-        if self.msg is not None:
-            self.msg.incomplete = True
-            self._finish(ts_ns)
-        self.state = RESYNC  # what follows may be the next message (or a smuggled one)
-
-    def _body(self, piece: bytes) -> None:
-        msg = self.msg
-        if msg is None or not piece:
-            return
-        msg.body_size += len(piece)
-        room = self.max_body - self.kept
-        if room <= 0:
-            if not msg.body_truncated:
-                msg.body_truncated = True
-                self.anomalies.hit("http_body_truncated")
-            return
-        if len(piece) > room:
-            piece = piece[:room]
-            msg.body_truncated = True
-            self.anomalies.hit("http_body_truncated")
-        self.body.append(piece)
-        self.kept += len(piece)
 
     def _finish(self, ts_ns: int) -> None:
         msg = self.msg
@@ -405,60 +276,3 @@ class HalfParser:
             msg.interim = self.interim
             self.interim = []
             self.conn.response_done(msg)
-
-    def _resync(self) -> bool:
-        buf = self.buf
-        best = -1
-        if self.role != SERVER:
-            m = framing.RESYNC_REQUEST.search(buf)
-            if m is not None:
-                best = m.start(1)
-        if self.role != CLIENT:
-            m = framing.RESYNC_STATUS.search(buf)
-            if m is not None and (best < 0 or m.start(1) < best):
-                best = m.start(1)
-        if best >= 0:
-            if best:
-                self.anomalies.hit("http_resync_skipped_bytes", best)
-                del buf[:best]
-            self.state = START
-            return True
-        # keep only the last (partial) line: a start line may be split across segments
-        nl = buf.rfind(b"\n")
-        keep_from = nl + 1 if nl >= 0 else 0
-        if len(buf) - keep_from > self.max_head:
-            keep_from = len(buf)
-        if keep_from:
-            self.anomalies.hit("http_resync_skipped_bytes", keep_from)
-            del buf[:keep_from]
-        return False
-
-    def _tunnel(self) -> bool:
-        """First bytes after a switch: plain HTTP goes on being parsed, anything else is not."""
-        buf = self.buf
-        while buf[:1] in (b"\r", b"\n"):  # stray line ends after the switching response
-            del buf[:1]
-        if not buf:
-            return False
-        if self.role == SERVER:
-            if len(buf) < 5 and b"HTTP/".startswith(bytes(buf).upper()):
-                return False
-            http = bytes(buf[:5]).upper() == b"HTTP/"
-        else:
-            m = _TUNNEL_REQUEST.match(buf)
-            if m is None and len(buf) < 13 and _TUNNEL_PREFIX.fullmatch(buf):
-                return False
-            http = m is not None
-        if http:
-            self.state = START
-        else:
-            self.state = DEAD
-            buf.clear()
-        return True
-
-    def switch_to_tunnel(self) -> None:
-        """The connection switched protocols (CONNECT 2xx, 101): look at what follows."""
-        if self.state in (START, RESYNC):
-            self.state = TUNNEL
-            if self.buf:
-                self._run(self.buf_ts)

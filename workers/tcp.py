@@ -13,6 +13,11 @@ Strategy:
   has acknowledged past the hole (so no retransmission will come), when buffered data ahead
   of the hole exceeds the per-direction limit or the worker budget, or when the stream
   ends. The consumer hears ``gap(n)`` and resynchronises.
+- A reset discards what the receiver never acknowledged: its TCP drops the out-of-order
+  queue on RST, so bytes held beyond a hole were never read by the application. When the
+  receiver's acknowledgements were seen, held segments past them are dropped at a reset
+  (``tcp_unacked_at_reset``) instead of being delivered after a gap; without any seen
+  acknowledgement (one-sided capture) they are delivered as at a FIN.
 - Mid-stream pickup: without a SYN, the first segment seen sets the origin.
 The consumer is any object with ``data(bytes, ts_ns)``, ``gap(nbytes, ts_ns)`` and
 ``eof(ts_ns)`` methods (the HTTP direction parser).
@@ -33,6 +38,7 @@ ANOMALIES = register(
         "tcp_ooo_limit": "out-of-order bytes per direction passed the limit; a gap was forced",
         "tcp_worker_budget": "the worker's buffered-bytes budget was exhausted; a gap was forced",
         "tcp_data_after_close": "payload arrived after the direction had ended",
+        "tcp_unacked_at_reset": "bytes held past a hole, never acknowledged, dropped at a RST",
     }
 )
 
@@ -123,11 +129,18 @@ class Reassembler:
                 self._skip_to(min(off, min(self.ooo)), ts_ns)
                 self._drain(ts_ns)
 
-    def end(self, ts_ns: int) -> None:
-        """The direction is over (FIN reached, RST, expiry): flush what is held, then EOF."""
+    def end(self, ts_ns: int, reset: bool = False) -> None:
+        """The direction is over (FIN reached, RST, expiry): flush what is held, then EOF.
+
+        ``reset``: the connection was reset; held bytes the receiver never acknowledged are
+        dropped rather than delivered (see the module rules).
+        """
         if self.ended:
             return
         self.ended = True  # set first: draining below must not end the stream a second time
+        if reset and self.ooo and self.acked_off > 0:
+            self.anomalies.hit("tcp_unacked_at_reset", self.ooo_bytes)
+            self.release()
         while self.ooo:
             self._skip_to(min(self.ooo), ts_ns)
             self._drain(ts_ns)

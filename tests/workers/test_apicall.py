@@ -303,3 +303,16 @@ def test_arbitrary_bytes_never_raise(req: HttpRequest | None, resp: HttpResponse
         assert url.isascii() and url.isprintable() and " " not in url
     for body in values(found, "request_body") + values(found, "response_body"):
         assert len(body) <= max(limit, 4 * -(-limit // 3))
+
+
+def test_body_labelled_gzip_but_plain_is_kept_with_a_marker() -> None:
+    """A POST body that says gzip but is plain JSON keeps its text (and says why)."""
+    anomalies = Anomalies()
+    body = b'{"sdk_version":"2.1","app_package":"x"}'
+    req = request(b"/init", [(b"Content-Encoding", b"gzip"),
+                             (b"Content-Type", b"application/json")], body, b"POST")
+    found = details(req, None, anomalies=anomalies)
+    assert values(found, "request_body") == [body.decode()]
+    assert values(found, REQUEST_BODY_KEY) == [
+        f"content-encoding gzip does not apply; {len(body)} bytes kept as sent"]
+    assert anomalies == {"body_not_encoded": 1}

@@ -92,9 +92,27 @@ def test_corrupt_and_truncated_streams_keep_the_clean_prefix(encoding: bytes, ra
     (b"gzip", b"\x1f\x8b not really gzip"),
     (b"br", b"\xff\xff\xff\xff not brotli"),
     (b"deflate", b"\xff\xff\xff not deflate"),
+    (b"gzip", b'{"sdk_version":"1.0"}'),  # JSON labelled gzip (a real SDK does this)
+    (b"deflate", b"plain text"),
+    (b"x-gzip, br", b"neither"),
 ])
-def test_garbage_is_a_decode_error(encoding: bytes, raw: bytes) -> None:
-    assert decode_content(raw, encoding, max_decoded_bytes=MIB)[1] == "body_decode_error"
+def test_garbage_from_the_first_byte_is_kept_as_sent(encoding: bytes, raw: bytes) -> None:
+    """Nothing decodes at all: the body was evidently not encoded, so its bytes are kept."""
+    assert decode_content(raw, encoding, max_decoded_bytes=MIB) == (raw, "body_not_encoded")
+
+
+def test_inner_coding_rejected_keeps_the_outer_result() -> None:
+    """``gzip, br``: brotli undone, then the inner bytes are not gzip: keep what br gave."""
+    raw = brotli.compress(b"not gzip inside")
+    assert decode_content(raw, b"gzip, br", max_decoded_bytes=MIB) == (
+        b"not gzip inside", "body_not_encoded")
+
+
+def test_corruption_after_the_first_bytes_is_still_a_decode_error() -> None:
+    """Once some output decoded, a later error keeps the prefix (not the raw bytes)."""
+    raw = gzip.compress(BIG)
+    out, anomaly = decode_content(corrupt(raw), b"gzip", max_decoded_bytes=MIB)
+    assert anomaly == "body_decode_error" and out and BIG.startswith(out[:1000])
 
 
 ZEROS_10MIB = b"\0" * (10 * MIB)
@@ -128,7 +146,7 @@ def test_nothing_to_decode(raw: bytes, encoding: bytes | None) -> None:
 
 def test_every_anomaly_is_registered() -> None:
     for name in ("body_decode_error", "body_decode_truncated", "body_bomb_limit",
-                 "body_unknown_encoding"):
+                 "body_unknown_encoding", "body_not_encoded"):
         assert name in ANOMALIES and REGISTRY[name] == ANOMALIES[name]
 
 

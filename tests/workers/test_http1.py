@@ -140,10 +140,11 @@ def _split_randomly(exchanges: list[tuple[str, bytes]], rng: random.Random) -> l
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("way", ["whole", "byte-at-a-time", "random-segments"])
-def test_http_case(case: Case, way: str) -> None:
-    """Each scenario yields the expected calls however the bytes are segmented."""
+WAYS = ["whole", "byte-at-a-time", "random-segments"]
+
+
+def run_case(case: Case, way: str) -> None:
+    """Feed ``case`` one of the three ways and compare the calls with its expectation."""
     if way == "whole":
         packets = conversation(case.exchanges, close=case.close)
     elif way == "byte-at-a-time":
@@ -153,6 +154,13 @@ def test_http_case(case: Case, way: str) -> None:
                                close=case.close)
     calls = run_core(packets, WorkerCore(case.limits))
     assert summary(calls) == case.expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("way", WAYS)
+def test_http_case(case: Case, way: str) -> None:
+    """Each scenario yields the expected calls however the bytes are segmented."""
+    run_case(case, way)
 
 
 def test_pairing_uses_packet_times() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from tests.helpers import C2S, S2C, Packet, conversation, run_core, summary
 from workers.anomalies import Anomalies
 from workers.core import WorkerCore
 from workers.limits import CoreLimits
-from workers.segment import ACK, Segment
+from workers.segment import ACK, RST, Segment
 from workers.tcp import Budget, Reassembler
 
 REQ = b"POST /items HTTP/1.1\r\nHost: api\r\nContent-Length: 26\r\n\r\nabcdefghijklmnopqrstuvwxyz"
@@ -190,3 +191,46 @@ def test_pure_acks_do_not_open_connections() -> None:
     core = WorkerCore()
     seg = Segment(b"\x01\x02\x03\x04", 1, b"\x01\x02\x03\x05", 2, 10, 20, ACK, b"")
     assert core.feed(1, seg) == [] and core.connection_count == 0
+
+
+@pytest.mark.parametrize("acked, reset, events", [
+    # the receiver acknowledged one byte of the 2-byte hole (a gap); at a RST, "c" (held past
+    # the rest of the hole) was never read by the application and is dropped
+    (4, True, [("data", b"ab"), ("gap", 1), ("eof",)]),
+    # no acknowledgement seen (one-sided capture): deliver as at a FIN
+    (None, True, [("data", b"ab"), ("gap", 2), ("data", b"c"), ("eof",)]),
+    # a FIN (no reset) flushes held bytes after the gap as before
+    (4, False, [("data", b"ab"), ("gap", 1), ("gap", 1), ("data", b"c"), ("eof",)]),
+], ids=["rst-drops-unacked", "rst-without-acks-flushes", "fin-flushes"])
+def test_reset_drops_held_bytes_the_receiver_never_acknowledged(acked, reset, events) -> None:
+    r, sink, anomalies = _reassembler()
+    r.segment(1, 0, b"ab", 1)
+    r.segment(5, 0, b"c", 2)
+    if acked is not None:
+        r.note_ack(acked, 3)
+    r.end(4, reset)
+    assert sink.events == events
+    assert anomalies["tcp_unacked_at_reset"] == (1 if reset and acked else 0)
+
+
+def test_rst_notes_its_ack_then_drops_the_unacked_tail() -> None:
+    """The resetting client acknowledged part of a lost stretch: that part is a gap inside
+    the body, the bytes past the rest of the hole are dropped, the call is incomplete."""
+    body = bytes(range(65, 91)) * 4  # 104 bytes
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n" + body
+    packets = conversation([(C2S, REQ), (S2C, resp)], mss=20, close=None)
+    server = [p for p in packets if p.seg.sport == 80 and p.seg.payload]
+    lost = server[-3]  # a hole two segments before the end
+    packets.remove(lost)
+    client = [p for p in packets if p.seg.dport == 80][-1].seg
+    rst_ack = (lost.seg.seq + 8) & 0xFFFFFFFF  # the client got 8 bytes of the hole
+    rst = Segment(client.src, client.sport, client.dst, client.dport,
+                  (client.seq + len(client.payload)) & 0xFFFFFFFF, rst_ack, RST | ACK, b"")
+    packets.append(Packet(packets[-1].ts_ns + 1, rst))
+    core = WorkerCore()
+    (call,) = run_core(packets, core)
+    assert call.response is not None and call.notes == ["response-incomplete"]
+    kept_until = lost.seg.seq - server[0].seg.seq - (len(resp) - len(body))
+    assert call.response.body == body[:kept_until]
+    assert call.response.body_size == kept_until + 8
+    assert core.anomalies["tcp_unacked_at_reset"] == sum(len(p.seg.payload) for p in server[-2:])
