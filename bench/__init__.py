@@ -1,0 +1,1 @@
+"""Benchmark harness for network-sniffer (issue 7): see bench/README.md."""
