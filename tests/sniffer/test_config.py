@@ -211,7 +211,7 @@ def test_url_in_secret_error_messages_is_masked():
 # ------------------------------------------------------------ auto values, rules files, describe
 
 
-@pytest.mark.parametrize("cpus,workers", [(1, 1), (2, 1), (3, 2), (16, 15)])
+@pytest.mark.parametrize("cpus,workers", [(1, 1), (2, 2), (3, 3), (4, 4), (5, 4), (16, 15)])
 def test_workers_auto(cpus, workers):
     assert load(facts=dataclasses.replace(FACTS, cpus=cpus)).workers == workers
 

@@ -56,7 +56,7 @@ ENV_CASES = [
     ({"USAGE_LOGGERS_BUNDLE_QUEUE_SIZE": "7"}, "output.bundle_queue_size", 7),
     ({"DYNO": "web.1"}, "output.host_name", "web.1"),
     ({"SNIFFER_METRICS_PORT": "9100"}, "status.metrics_port", 9100),
-    ({"SNIFFER_WORKERS": "auto"}, "workers", 3),
+    ({"SNIFFER_WORKERS": "auto"}, "workers", 4),
     ({"SNIFFER_OUTPUT_DATA_DIR": "/d"}, "output.spool_dir", "/d/spool"),
 ]
 
