@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from workers.anomalies import Anomalies, register
 from workers.bodies import body_text, content_type_info, decode_content
@@ -35,6 +36,9 @@ from workers.message import ApiCall, Headers, HttpRequest, HttpResponse
 ANOMALIES = register({
     "request_params_limit": "a request had more parameters than max_params; the rest were dropped",
 })
+
+Drops = Callable[[str], bool]
+"""Whether the logging rules would remove a detail with this key whatever its value."""
 
 NOTE_KEY = "custom_field:sniffer-note"
 """One detail per ``ApiCall.notes`` entry, e.g. ``response-missing``."""
@@ -79,15 +83,18 @@ def _key(name: bytes, prefix: str, cache: dict[bytes, tuple[str, int]]) -> tuple
 
 
 def _headers(headers: Headers, prefix: str, cache: dict[bytes, tuple[str, int]],
-             out: list[list[str]]) -> tuple[bytes | None, bytes | None, bytes | None]:
-    """Append one detail per field; return (host, content-type, content-encoding)."""
+             out: list[list[str]], drops: Drops | None = None,
+             ) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """Append one detail per field (but those ``drops`` says the rules remove anyway);
+    return (host, content-type, content-encoding)."""
     host = ctype = cenc = None
     for name, value in headers:
         key, kind = cache.get(name) or _key(name, prefix, cache)
-        try:  # _text() inlined: this loop runs for every header of every call
-            out.append([key, value.decode()])
-        except UnicodeDecodeError:
-            out.append([key, value.decode("latin-1")])
+        if drops is None or not drops(key):
+            try:  # _text() inlined: this loop runs for every header of every call
+                out.append([key, value.decode()])
+            except UnicodeDecodeError:
+                out.append([key, value.decode("latin-1")])
         if kind:
             if kind == _HOST:
                 host = value if host is None else host
@@ -194,8 +201,14 @@ def _body(message: HttpRequest | HttpResponse, ctype: bytes | None, cenc: bytes 
 
 def to_details(call: ApiCall, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                max_params: int = DEFAULT_MAX_PARAMS, binary_policy: str = "skip",
-               anomalies: Anomalies | None = None, host: str | None = None) -> list[list[str]]:
-    """Resurface details for one call; see the module docstring for every rule."""
+               anomalies: Anomalies | None = None, host: str | None = None,
+               drops: Drops | None = None) -> list[list[str]]:
+    """Resurface details for one call; see the module docstring for every rule.
+
+    ``drops(key)`` (optional, from the logging rules) says a detail would be removed anyway:
+    such headers are not built and such bodies are not decoded, which is most of the work
+    under the strict default. A form body is still decoded when its fields may be kept.
+    """
     out: list[list[str]] = []
     request, response = call.request, call.response
     request_markers: list[str] = []
@@ -204,14 +217,19 @@ def to_details(call: ApiCall, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         out.append(["request_method", _text(request.method)])
         url_at = len(out)
         out.append(["request_url", ""])
-        req_host, ctype, cenc = _headers(request.headers, "request_header:", _REQUEST_KEYS, out)
+        req_host, ctype, cenc = _headers(request.headers, "request_header:", _REQUEST_KEYS, out,
+                                         drops)
         out[url_at][1] = request_url(request, req_host, call.server)
         budget = max_params
         _, _, query = request.target.partition(b"?")
         if query:
             budget = _params(query.partition(b"#")[0], None, budget, out)
-        data, text = _body(request, ctype, cenc, max_body_bytes, binary_policy,
-                           request_markers, anomalies)
+        form = ctype is not None and content_type_info(ctype).media == _FORM
+        if drops is None or form or not drops("request_body"):
+            data, text = _body(request, ctype, cenc, max_body_bytes, binary_policy,
+                               request_markers, anomalies)
+        else:
+            data, text = b"", None
         if data and budget >= 0 and ctype:
             info = content_type_info(ctype)
             if info.media == _FORM:
@@ -224,9 +242,12 @@ def to_details(call: ApiCall, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         code = str(response.status) if response.status is not None else _text(response.status_raw)
         if code:
             out.append(["response_code", code])
-        _, ctype, cenc = _headers(response.headers, "response_header:", _RESPONSE_KEYS, out)
-        _, text = _body(response, ctype, cenc, max_body_bytes, binary_policy,
-                        response_markers, anomalies)
+        _, ctype, cenc = _headers(response.headers, "response_header:", _RESPONSE_KEYS, out,
+                                  drops)
+        text = None
+        if drops is None or not drops("response_body"):
+            _, text = _body(response, ctype, cenc, max_body_bytes, binary_policy,
+                            response_markers, anomalies)
         if text:
             out.append(["response_body", text])
     first_ns = request.ts_first_ns if request is not None else (

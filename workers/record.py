@@ -64,6 +64,7 @@ class RecordBuilder:
             max_body_bytes=self.limits.max_body_bytes,
             binary_policy=self.limits.binary_bodies,
             anomalies=self.anomalies,
+            drops=self.rules.drops,
         )
         cut = next((i for i, d in enumerate(out) if d[0].startswith("custom_field:")), len(out))
         details, markers = out[:cut], out[cut:]

@@ -187,6 +187,14 @@ class Rules:
             return None
         return out or None
 
+    def drops(self, key: str) -> bool:
+        """True when a detail with ``key`` is always removed (a plain ``remove`` applies and
+        no stop rule looks at it), so a caller need not build or decode it at all."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
+        return plan is _DROP
+
     def _plan(self, key: str) -> Any:
         if len(self._plans) >= self.key_cache_max:
             self._plans.clear()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from workers.limits import CoreLimits
 from workers.message import ApiCall, HttpRequest, HttpResponse
 from workers.record import CAPTURE_DETAIL_KEYS, RecordBuilder
@@ -62,3 +64,31 @@ def test_rules_can_drop_a_call_and_hide_capture_details() -> None:
     d = dict(build("include debug\n/client_.*/ remove", call()))
     assert "client_ip" not in d and "server_ip" in d
     assert "client_ip" not in dict(build("include debug", call(), capture_details=False))
+
+
+@pytest.mark.parametrize("rules", [
+    "", "include standard", "include debug", "include strict\n/response_body/ stop_if_found /x/",
+    "/request_header:cookie|request_body/ remove", "include debug\n/response_body/ remove",
+])
+@pytest.mark.parametrize("variant", ["json", "png", "gzip-form"])
+def test_skipping_what_the_rules_drop_changes_nothing_they_keep(rules: str, variant: str) -> None:
+    """Details the rules remove anyway are not built (drops=...): the kept ones are the same."""
+    import gzip as gz
+
+    from workers.apicall import to_details
+    c = call()
+    if variant == "png":
+        c = call(PNG, b"image/png")
+    elif variant == "gzip-form":
+        c.request.headers += [(b"Content-Type", b"application/x-www-form-urlencoded"),
+                              (b"Content-Encoding", b"gzip")]
+        c.request.body = gz.compress(b"a=1&b=two")
+    parsed = parse(rules)
+    markers = ("custom_field:sniffer-request-body", "custom_field:sniffer-response-body")
+
+    def kept(**kw: object) -> list:
+        out = parsed.apply([d for d in to_details(c, binary_policy="base64", **kw)
+                            if not d[0].startswith("custom_field:")])
+        return [d for d in out or [] if d[0] not in markers]
+
+    assert kept(drops=parsed.drops) == kept()
