@@ -118,6 +118,20 @@ def _capture_details(call: ApiCall) -> list[list[str]]:
         if response.reason:
             out.append(["response_reason", response.reason.decode("utf-8", "replace")])
     (cip, cport), (sip, sport) = call.client, call.server
-    out += [["client_ip", ip_text(cip)], ["client_port", str(cport)],
-            ["server_ip", ip_text(sip)], ["server_port", str(sport)]]
+    out += [["client_ip", _ip_text(cip)], ["client_port", str(cport)],
+            ["server_ip", _ip_text(sip)], ["server_port", str(sport)]]
     return out
+
+
+_IP_TEXT: dict[bytes, str] = {}
+_IP_TEXT_MAX = 4096
+
+
+def _ip_text(packed: bytes) -> str:
+    """ip_text() behind a bounded cache: the same few addresses recur in every call."""
+    text = _IP_TEXT.get(packed)
+    if text is None:
+        if len(_IP_TEXT) >= _IP_TEXT_MAX:
+            _IP_TEXT.clear()
+        text = _IP_TEXT[packed] = ip_text(packed)
+    return text
