@@ -12,7 +12,7 @@ import pytest
 from sniffer import __version__
 from sniffer.shipper import ShipperSettings, UrlSink
 from sniffer.spool import Spool
-from tests.endpoint import CaptureEndpoint
+from tests.sniffer.conftest import numbers
 
 FAST = ShipperSettings(bundle_bytes=8 << 10, bundle_s=0.05, queue_bytes=1 << 20,
                        connect_timeout_s=1.0, read_timeout_s=1.0, backoff_initial_s=0.02,
@@ -23,17 +23,6 @@ def call(i: int) -> bytes:
     """One valid Resurface message carrying its number."""
     return (b'[["request_method","GET"],["request_url","http://api.test/items/%d"],'
             b'["response_code","200"],["custom_field:n","%d"],["now","1700000000000"]]' % (i, i))
-
-
-def numbers(messages: list) -> list[int]:
-    return [int(dict(message)["custom_field:n"]) for message in messages]
-
-
-@pytest.fixture
-def endpoint():
-    ep = CaptureEndpoint()
-    yield ep
-    ep.stop()
 
 
 @pytest.mark.parametrize("skip_compression", [False, True], ids=["deflated", "plain"])

@@ -8,7 +8,7 @@ import pytest
 
 from sniffer.shipper import ShipperSettings
 from sniffer.upload import read_calls, upload
-from tests.endpoint import CaptureEndpoint
+from tests.sniffer.conftest import numbers
 
 FAST = ShipperSettings(bundle_bytes=4 << 10, bundle_s=0.05, backoff_initial_s=0.02,
                        backoff_max_s=0.1, connect_timeout_s=0.5, read_timeout_s=1.0)
@@ -16,17 +16,6 @@ FAST = ShipperSettings(bundle_bytes=4 << 10, bundle_s=0.05, backoff_initial_s=0.
 
 def call(i: int) -> bytes:
     return b'[["request_method","GET"],["custom_field:n","%d"],["now","1700000000000"]]' % i
-
-
-def numbers(messages: list) -> list[int]:
-    return [int(dict(message)["custom_field:n"]) for message in messages]
-
-
-@pytest.fixture
-def endpoint():
-    ep = CaptureEndpoint()
-    yield ep
-    ep.stop()
 
 
 @pytest.fixture
