@@ -54,8 +54,46 @@ class Destination:
     description: str
 
 
+class TeeSink:
+    """Writes every call to a main sink and to a copy (``debug.export: local``)."""
+
+    def __init__(self, main: Sink, copy: Sink) -> None:
+        self.main, self.copy = main, copy
+
+    def write(self, line: bytes) -> None:
+        """Write to both."""
+        self.main.write(line)
+        self.copy.write(line)
+
+    def flush(self) -> None:
+        """Flush both."""
+        self.main.flush()
+        self.copy.flush()
+
+    def close(self, deadline_s: float | None = None) -> bool:
+        """Close both; the main sink decides delivery."""
+        self.copy.close(deadline_s)
+        return self.main.close(deadline_s)
+
+    def counters(self) -> dict[str, int]:
+        """The main sink's counters and the copy's, prefixed ``debug_``."""
+        out = self.main.counters()
+        out.update({f"debug_{k}": v for k, v in self.copy.counters().items()})
+        return out
+
+
 def open_output(cfg: Config, rules: Rules) -> Destination:
-    """Open the output chosen by the precedence in the module docstring."""
+    """Open the output chosen by the precedence in the module docstring, plus the local copy
+    of every call that ``debug.export: local`` (SNIFFER_DEBUG_EXPORT=local) asks for."""
+    dest = _open_main(cfg, rules)
+    if cfg.debug.export == "local":
+        directory = os.path.join(_data_dir(cfg), "debug")
+        dest = Destination(TeeSink(dest.sink, _rotating(cfg, directory)),
+                           f"{dest.description}; a copy of every call goes to {directory}")
+    return dest
+
+
+def _open_main(cfg: Config, rules: Rules) -> Destination:
     out = cfg.output
     if out.path == "-":
         return Destination(StreamSink(sys.stdout.buffer), "calls go to standard output")
@@ -73,7 +111,9 @@ def open_output(cfg: Config, rules: Rules) -> Destination:
             return Destination(NullSink(), f"capture URL {reason}, but skip_submission is set")
         settings = ShipperSettings(
             bundle_bytes=out.bundle_bytes,
+            bundle_calls=out.message_queue_size,
             bundle_s=out.bundle_interval_s,
+            queue_bytes=out.bundle_queue_size * out.bundle_bytes,
             read_timeout_s=out.request_timeout_s,
         )
         spool_dir = out.spool_dir or os.path.join(_data_dir(cfg), "spool")

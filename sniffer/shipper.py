@@ -39,6 +39,8 @@ class ShipperSettings:
     """Tunables of UrlSink (sizes in bytes, times in seconds)."""
 
     bundle_bytes: int = 5 * 1024 * 1024
+    bundle_calls: int = 1000
+    """A bundle is also sealed when it holds this many calls."""
     bundle_s: float = 1.0
     queue_bytes: int = 64 * 1024 * 1024
     connect_timeout_s: float = 5.0
@@ -90,14 +92,16 @@ class UrlSink:
 
     # ---- producer side -------------------------------------------------------------------
     def write(self, line: bytes) -> None:
-        """Append one message to the open bundle (seals it at ``bundle_bytes``)."""
+        """Append one message to the open bundle (sealed at ``bundle_bytes`` or
+        ``bundle_calls``)."""
         with self._lock:
             if not self._lines:
                 self._opened_s = time.monotonic()
             self._lines.append(line)
             self._open_bytes += len(line) + 1
             self._calls_written += 1
-            if self._open_bytes >= self._bundle_bytes:
+            if (self._open_bytes >= self._bundle_bytes
+                    or len(self._lines) >= self.settings.bundle_calls):
                 self._seal_locked()
 
     def flush(self) -> None:

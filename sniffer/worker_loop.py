@@ -41,6 +41,7 @@ class WorkerLoop:
             cfg.limits,
             host=cfg.output.host_name,
             capture_details=cfg.output.capture_details,
+            realip_header=cfg.capture.realip_header,
             anomalies=self.core.anomalies,
         )
         self.calls = 0

@@ -47,12 +47,16 @@ class RecordBuilder:
         *,
         host: str | None = None,
         capture_details: bool = True,
+        realip_header: str | None = None,
         anomalies: Anomalies | None = None,
     ) -> None:
         self.rules = rules
         self.limits = limits or CoreLimits()
         self.host = host
         self.capture_details = capture_details
+        # SNIFFER_REALIP_HEADER: a request header carrying the client address, added to every
+        # request that lacks it (what the original engine's --input-raw-realip-header did)
+        self.realip_key = f"request_header:{realip_header.lower()}" if realip_header else None
         self.anomalies = anomalies if anomalies is not None else Anomalies()
         self.dropped_by_rules = 0
         self.built = 0
@@ -68,6 +72,9 @@ class RecordBuilder:
         )
         cut = next((i for i, d in enumerate(out) if d[0].startswith("custom_field:")), len(out))
         details, markers = out[:cut], out[cut:]
+        if self.realip_key and call.request is not None and not any(
+                d[0] == self.realip_key for d in details):
+            details.append([self.realip_key, _ip_text(call.client[0])])
         if self.capture_details:
             details += _capture_details(call)
         rules = self.rules

@@ -148,3 +148,20 @@ def test_read_to_stdout(capture: Path) -> None:
     r = run("read", str(capture), "-o", "-", "--rules", "include debug")
     assert r.returncode == 0
     assert len([json.loads(x) for x in r.stdout.splitlines()]) == 40
+
+
+def test_debug_export_local_keeps_a_copy_of_every_call(capture: Path, tmp_path: Path) -> None:
+    """SNIFFER_DEBUG_ENABLED=true + SNIFFER_DEBUG_EXPORT=local (the original's debug export)."""
+    import gzip
+    import os
+
+    data, out = tmp_path / "data", tmp_path / "main.jsonl"
+    env = {**os.environ, "SNIFFER_OUTPUT_DATA_DIR": str(data), "SNIFFER_DEBUG_ENABLED": "true",
+           "SNIFFER_DEBUG_EXPORT": "local",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([*SNIFFER, "read", str(capture), "-o", str(out), "--rules",
+                        "include debug"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    copies = [x for f in sorted((data / "debug").glob("calls-*.ndjson.gz"))
+              for x in gzip.decompress(f.read_bytes()).splitlines()]
+    assert copies == out.read_bytes().splitlines() and len(copies) == 40

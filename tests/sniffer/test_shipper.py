@@ -4,6 +4,7 @@ One POST and its classification, the backoff and ``destination_state`` are in te
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -52,6 +53,17 @@ def test_bundles_are_cut_by_size(endpoint):
     assert endpoint.wait_for(40, 5.0)  # two full bundles went out without any flush
     assert sink.close(5.0)
     assert [r.messages for r in endpoint.requests] == [20, 20, 10]
+
+
+def test_bundles_are_cut_by_call_count(endpoint):
+    """message_queue_size (USAGE_LOGGERS_MESSAGE_QUEUE_SIZE) bounds the calls per bundle."""
+    settings = dataclasses.replace(FAST, bundle_bytes=64 << 20, bundle_calls=10, bundle_s=60)
+    sink = UrlSink(endpoint.url, settings=settings)
+    for i in range(25):
+        sink.write(call(i))
+    assert sink.close(5.0)
+    assert numbers(endpoint.messages) == list(range(25))
+    assert sink.counters()["bundles_sent"] == len(endpoint.requests) == 3
 
 
 def test_a_partial_bundle_goes_out_after_bundle_s(endpoint):

@@ -92,3 +92,12 @@ def test_skipping_what_the_rules_drop_changes_nothing_they_keep(rules: str, vari
         return [d for d in out or [] if d[0] not in markers]
 
     assert kept(drops=parsed.drops) == kept()
+
+
+def test_realip_header_is_added_to_requests_that_lack_it() -> None:
+    d = build("include debug", call(), realip_header="X-Real-IP")
+    assert ["request_header:x-real-ip", "10.0.0.1"] in d
+    c = call()
+    c.request.headers.append((b"X-Real-IP", b"203.0.113.9"))
+    d = build("include debug", c, realip_header="X-Real-IP")
+    assert [v for k, v in d if k == "request_header:x-real-ip"] == ["203.0.113.9"]
