@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.offline import SNIFFER, _env, read_into_file
+from bench.offline import SNIFFER, _env, count_calls, read_into_file
 from bench.procs import MeasuredProcess
 from bench.traffic import Tcpdump
 from tests.netns import Namespace, veth_pair
@@ -88,16 +88,6 @@ def _replay(ifname: str, unit: Path, rate: int | None, loops: int,
     return int(m.group(1)), float(m.group(2)) or took
 
 
-def _count_calls(path: Path) -> tuple[int, int]:
-    calls = noted = 0
-    if path.exists():
-        with open(path, "rb") as f:
-            for line in f:
-                calls += 1
-                noted += b"custom_field:sniffer-note" in line
-    return calls, noted
-
-
 def _wait_stable(path: Path, max_s: float) -> None:
     """Wait until ``path`` stops growing (the sniffer drained), at most ``max_s``."""
     end = time.monotonic() + max_s
@@ -151,7 +141,7 @@ def run_rates(unit: Path, unit_packets: int, unit_calls: int, rates: list[int | 
                     _wait_stable(out, 30)
                 finally:
                     res = snf.finish(signal.SIGTERM, 120)
-                calls, noted = _count_calls(out)
+                calls, noted = count_calls(out)
                 out.unlink(missing_ok=True)
                 expected = unit_calls * loops if rate else round(unit_calls * sent / unit_packets)
                 result = LiveResult(label, sent / unit_packets, sent, secs, sent / secs, expected,

@@ -28,6 +28,17 @@ SNIFFER = [str(ROOT / ".venv" / "bin" / "python"), "-m", "sniffer"]
 STRICT_RULES = "allow_http_url\ninclude default"
 
 
+def count_calls(path: Path) -> tuple[int, int]:
+    """Calls in an NDJSON output file, and how many carry a sniffer note."""
+    calls = noted = 0
+    if path.exists():
+        with open(path, "rb") as f:
+            for line in f:
+                calls += 1
+                noted += b"custom_field:sniffer-note" in line
+    return calls, noted
+
+
 @dataclass
 class Measurement:
     """One offline run, ready for the tables."""
@@ -97,12 +108,7 @@ def read_into_file(pcap: Path, label: str, workers: int | str | None = None) -> 
         if workers is not None:
             argv += ["--workers", str(workers)]
         res = measured(argv, env=_env({}, str(tmp)), cwd=str(tmp), timeout_s=900)
-        calls = noted = 0
-        if out.exists():
-            with open(out, "rb") as f:
-                for line in f:
-                    calls += 1
-                    noted += b"custom_field:sniffer-note" in line
+        calls, noted = count_calls(out)
         return _from_run(label, res, calls, noted, _summary_count(res.stderr, "packets"),
                          {"stderr_tail": res.stderr.strip().splitlines()[-4:],
                           "workers": workers})

@@ -6,7 +6,6 @@ test can then cut, reorder, duplicate or drop them and feed ``WorkerCore``.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from workers.core import WorkerCore
@@ -104,9 +103,3 @@ def summary(calls: list[ApiCall]) -> list[tuple]:
             )
         )
     return out
-
-
-def shuffled(packets: list[Packet], rng: random.Random, window: int = 4) -> list[Packet]:
-    """Reorder packets locally (each moves at most ``window`` places), keeping timestamps."""
-    idx = sorted(range(len(packets)), key=lambda i: i + rng.uniform(0, window))
-    return [Packet(packets[i].ts_ns, packets[i].seg) for i in idx]

@@ -16,16 +16,11 @@ Strategy:
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
-
 from workers.anomalies import Anomalies, register
 from workers.http1 import CLIENT, SERVER, UNKNOWN, HalfParser
 from workers.limits import CoreLimits
 from workers.message import ApiCall, HttpRequest, HttpResponse
 from workers.tcp import Budget, Reassembler
-
-if TYPE_CHECKING:
-    pass
 
 ANOMALIES = register(
     {
