@@ -64,16 +64,18 @@ def ensure_dockerd(timeout_s: float = 60.0) -> None:
     if _daemon_answers():
         return
     DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
+    # ``setsid -f`` detaches the daemon: it outlives the tests (the next test run reuses it) and
+    # no Popen object is left running for the garbage collector to warn about.
     with open(DOCKERD_LOG, "ab") as log:
-        proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
+        subprocess.run(["setsid", "-f", "dockerd"], stdin=subprocess.DEVNULL, stdout=log,
+                       stderr=log, check=True, timeout=10)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dockerd exited with {proc.returncode}; see {DOCKERD_LOG}:\n"
-                               + DOCKERD_LOG.read_text(errors="replace")[-2000:])
         if DOCKER_SOCKET.exists() and _daemon_answers():
             return
+        if subprocess.run(["pgrep", "-x", "dockerd"], stdout=subprocess.DEVNULL).returncode:
+            raise RuntimeError(f"dockerd exited; see {DOCKERD_LOG}:\n"
+                               + DOCKERD_LOG.read_text(errors="replace")[-2000:])
         time.sleep(0.2)
     raise TimeoutError(f"dockerd did not answer within {timeout_s}s; see {DOCKERD_LOG}")
 
