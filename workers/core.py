@@ -65,35 +65,36 @@ class WorkerCore:
         segment opens, to order the calls flushed by ``close_by_connection()``.
         """
         self.segments += 1
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        src, sport, dst, dport, seq, ack, flags, payload = seg
+        key = (src, sport, dst, dport)
         conn = self.conns.get(key)
-        flags = seg.flags
         if conn is not None and flags & SYN and not flags & ACK and conn.finished is False:
-            side = conn.ra if key[0] == conn.a[0] and key[1] == conn.a[1] else conn.rb
-            if side.next_off > 0 and side.next_seq32 != (seg.seq + 1) & 0xFFFFFFFF:
+            side = conn.ra if src == conn.a[0] and sport == conn.a[1] else conn.rb
+            if side.next_off > 0 and side.next_seq32 != (seq + 1) & 0xFFFFFFFF:
                 self.anomalies.hit("conn_port_reuse")
                 self._drop(conn, ts_ns)
                 conn = None
         if conn is None:
-            if not (flags & SYN or seg.payload) or flags & RST:
+            if not (flags & SYN or payload) or flags & RST:
                 return self._take()
             conn = self._open(key, seg, ts_ns)
             conn.first_index = index
         conn.last_ts = ts_ns
-        if seg.src == conn.a[0] and seg.sport == conn.a[1]:
+        a = conn.a
+        if src == a[0] and sport == a[1]:
             fwd, rev = conn.ra, conn.rb
         else:
             fwd, rev = conn.rb, conn.ra
         if flags & RST:
-            fwd.segment(seg.seq, flags & ~FIN, seg.payload, ts_ns)
+            fwd.segment(seq, flags & ~FIN, payload, ts_ns)
             if flags & ACK:  # the last word of the resetting side on what it received
-                rev.note_ack(seg.ack, ts_ns)
+                rev.note_ack(ack, ts_ns)
             self._drop(conn, ts_ns, reset=True)
             return self._take()
-        fwd.segment(seg.seq, flags, seg.payload, ts_ns)
+        fwd.segment(seq, flags, payload, ts_ns)
         if flags & ACK:
-            rev.note_ack(seg.ack, ts_ns)
-        if conn.ra.ended and conn.rb.ended:
+            rev.note_ack(ack, ts_ns)
+        if fwd.ended and rev.ended:
             self._drop(conn, ts_ns)
         return self._take()
 

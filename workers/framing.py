@@ -93,9 +93,27 @@ def header_values(headers: Headers, lname: bytes) -> list[bytes]:
     return [v for n, v in headers if n.lower() == lname]
 
 
+def framing_fields(headers: Headers) -> tuple[list[bytes], list[bytes]]:
+    """The Transfer-Encoding and the Content-Length values, in one pass over the headers."""
+    te: list[bytes] = []
+    cl: list[bytes] = []
+    for n, v in headers:
+        size = len(n)
+        if size == 14 or size == 17:  # len(b"content-length"), len(b"transfer-encoding")
+            name = n.lower()
+            if name == b"content-length":
+                cl.append(v)
+            elif name == b"transfer-encoding":
+                te.append(v)
+    return te, cl
+
+
 def content_length(headers: Headers, anomalies: Anomalies) -> int | None:
     """The message's Content-Length, or None when absent or unusable (counted)."""
-    values = header_values(headers, b"content-length")
+    return _content_length(header_values(headers, b"content-length"), anomalies)
+
+
+def _content_length(values: list[bytes], anomalies: Anomalies) -> int | None:
     if not values:
         return None
     found: set[int] = set()
@@ -114,12 +132,15 @@ def content_length(headers: Headers, anomalies: Anomalies) -> int | None:
 
 def is_chunked(headers: Headers, anomalies: Anomalies) -> bool | None:
     """True when the final transfer coding is chunked, False for other codings, None if absent."""
-    values = header_values(headers, b"transfer-encoding")
-    if not values:
+    return _is_chunked(*framing_fields(headers), anomalies)
+
+
+def _is_chunked(te: list[bytes], cl: list[bytes], anomalies: Anomalies) -> bool | None:
+    if not te:
         return None
-    codings = [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+    codings = [c.strip().lower() for v in te for c in v.split(b",") if c.strip()]
     if codings and codings[-1] == b"chunked":
-        if header_values(headers, b"content-length"):
+        if cl:
             anomalies.hit("http_te_and_cl")
         return True
     anomalies.hit("http_unknown_transfer_coding")
@@ -128,10 +149,10 @@ def is_chunked(headers: Headers, anomalies: Anomalies) -> bool | None:
 
 def request_framing(headers: Headers, anomalies: Anomalies) -> tuple[Framing, int]:
     """Body framing of a request (RFC 9112 section 6.3, items 4-7)."""
-    chunked = is_chunked(headers, anomalies)
-    if chunked:
+    te, cl = framing_fields(headers)
+    if _is_chunked(te, cl, anomalies):
         return Framing.CHUNKED, 0
-    length = content_length(headers, anomalies)
+    length = _content_length(cl, anomalies)
     if length:
         return Framing.LENGTH, length
     return Framing.NONE, 0
@@ -156,23 +177,22 @@ def response_framing(
             status = None  # framed like an ordinary response below
     if method == b"HEAD" or (status is not None and 100 <= status < 200):
         return Framing.NONE, 0
+    te, cl = framing_fields(headers)
     if status in (204, 304):
-        if header_values(headers, b"content-length"):
-            length = content_length(headers, anomalies)
+        if cl:
+            length = _content_length(cl, anomalies)
             if length:
                 return Framing.MAYBE_LENGTH, length
         return Framing.NONE, 0
-    chunked = is_chunked(headers, anomalies)
+    chunked = _is_chunked(te, cl, anomalies)
     if chunked:
         return Framing.CHUNKED, 0
     if chunked is False:
         return Framing.UNTIL_CLOSE, 0
-    length = content_length(headers, anomalies)
+    length = _content_length(cl, anomalies)
     if length is not None:
         return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
-    if header_values(headers, b"content-length"):
-        return Framing.UNTIL_CLOSE, 0  # unusable Content-Length: read what the server sends
-    return Framing.UNTIL_CLOSE, 0
+    return Framing.UNTIL_CLOSE, 0  # none, or unusable: read what the server sends
 
 
 def parse_chunk_size(line: bytes) -> int | None:

@@ -79,6 +79,8 @@ class HalfParser(StartFinder):
         if self.state == DEAD:
             return
         if not self.buf:
+            if self.state == START and self.role != UNKNOWN and self._whole_head(chunk, ts_ns):
+                return
             self.buf_ts = ts_ns
         self.buf += chunk
         self._run(ts_ns)
@@ -147,6 +149,55 @@ class HalfParser(StartFinder):
                     return
             else:  # DEAD
                 buf.clear()
+
+    def _whole_head(self, chunk: bytes, ts_ns: int) -> bool:
+        """Fast path: ``chunk`` starts a message and holds its whole CRLF-only head.
+
+        Does what ``_start`` then ``_head`` would do with the same bytes, without moving them
+        through the buffer; returns False (having changed nothing) for anything else, which
+        then takes the general path: a leading blank line, a bare LF in the head, a start
+        line that is not a plain one of this direction's role, HTTP/0.9.
+        """
+        end = chunk.find(b"\r\n\r\n")
+        if end <= 0 or chunk[0] in (13, 10):
+            return False
+        head = chunk[:end]
+        if head.count(b"\n") != head.count(b"\r\n"):
+            return False
+        lines = head.split(b"\r\n")
+        line = lines[0]
+        msg: HttpRequest | HttpResponse
+        if self.role == CLIENT:
+            m = framing.REQUEST_LINE.match(line)
+            if m is None or not m.group(3) or line[:5].upper().startswith(b"HTTP/"):
+                return False
+            msg = HttpRequest(m.group(1), m.group(2), m.group(3), ts_first_ns=ts_ns)
+        else:
+            m = framing.STATUS_LINE.match(line)
+            if m is None:
+                return False
+            raw = m.group(2) or b""
+            status = int(raw) if len(raw) == 3 and raw.isdigit() else None
+            msg = HttpResponse(status, raw, m.group(3) or b"", m.group(1), ts_first_ns=ts_ns)
+        self.buf_ts = self.first_ts = self.head_ts = ts_ns
+        self.msg = msg
+        self.state = HEAD
+        self.remaining = 0
+        msg.headers = framing.parse_header_lines(lines[1:], self.anomalies)
+        if self.role == CLIENT:
+            self._request_head(ts_ns)
+        else:
+            self._response_head(ts_ns)
+        rest = chunk[end + 4:]
+        if rest:
+            if self.state == LENGTH and len(rest) == self.remaining:
+                self._body(rest)  # the whole body: what _read_counted would do
+                self.remaining = 0
+                self._finish(ts_ns)
+            else:
+                self.buf += rest
+                self._run(ts_ns)
+        return True
 
     def _start(self, ts_ns: int) -> bool:
         buf = self.buf

@@ -70,7 +70,7 @@ class Reassembler:
 
     __slots__ = (
         "consumer", "anomalies", "budget", "max_ooo", "next_seq32", "next_off",
-        "ooo", "ooo_bytes", "fin_off", "ended", "acked_off", "recent",
+        "ooo", "ooo_bytes", "fin_off", "ended", "acked_off", "recent", "recent_bytes",
     )
 
     def __init__(
@@ -90,6 +90,7 @@ class Reassembler:
         # the last few chunks delivered (references, at most _RECENT_BYTES), so a later copy
         # of the same bytes can be compared with what was delivered
         self.recent: list[tuple[int, bytes]] = []
+        self.recent_bytes = 0
 
     def segment(self, seq: int, flags: int, payload: bytes, ts_ns: int) -> None:
         """Take one segment of this direction."""
@@ -149,14 +150,18 @@ class Reassembler:
     # -- internals ---------------------------------------------------------------------------
     def _deliver(self, chunk: bytes, ts_ns: int) -> None:
         recent = self.recent
-        if len(chunk) <= _RECENT_BYTES:
+        size = len(chunk)
+        if size <= _RECENT_BYTES:
             recent.append((self.next_off, chunk))
-            if len(recent) > 4 or sum(len(c) for _, c in recent) > _RECENT_BYTES:
+            self.recent_bytes += size
+            if len(recent) > 4 or self.recent_bytes > _RECENT_BYTES:
+                self.recent_bytes -= len(recent[0][1])
                 del recent[0]
         elif recent:
             recent.clear()
-        self.next_off += len(chunk)
-        self.next_seq32 = ((self.next_seq32 or 0) + len(chunk)) & _MASK
+            self.recent_bytes = 0
+        self.next_off += size
+        self.next_seq32 = ((self.next_seq32 or 0) + size) & _MASK
         self.consumer.data(chunk, ts_ns)
 
     def _insert(self, off: int, payload: bytes, ts_ns: int) -> None:
@@ -214,6 +219,7 @@ class Reassembler:
         self.next_off = off
         self.next_seq32 = ((self.next_seq32 or 0) + n) & _MASK
         self.recent.clear()
+        self.recent_bytes = 0
         self.consumer.gap(n, ts_ns)
 
     def _drain(self, ts_ns: int) -> None:

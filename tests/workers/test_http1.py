@@ -188,3 +188,51 @@ def test_headers_keep_wire_order_and_repeats() -> None:
     assert call.request.headers == [(b"Host", b"api.test"), (b"X-A", b"1"), (b"X-A", b"2")]
     assert call.response.headers == [(b"Set-Cookie", b"a=1"), (b"Set-Cookie", b"b=2"),
                                      (b"Transfer-Encoding", b"chunked"), (b"X-T", b"end")]
+
+
+# Heads the one-chunk fast path (``HalfParser._whole_head``) must hand to the general path, or
+# handle exactly as it would: stray CRs, lines without a colon, leading blank lines, bodies
+# split or followed by more bytes, interim responses, 204 with a length, list-valued framing.
+FAST_PATH_EDGES = [
+    [(C2S, b"GET /a HTTP/1.1\r\nHost: h\r\r\nX: y\r\n\r\n"), (S2C, ok(b"1"))],
+    [(C2S, b"GET /a HTTP/1.1\r\nNoColon\r\nHost: h\r\n\r\n"), (S2C, ok(b"1"))],
+    [(C2S, b"\r\nGET /a HTTP/1.1\r\n\r\n"), (S2C, b"\r\n" + ok(b"1"))],
+    [(C2S, get(extra=CL + b"5\r\n") + b"abc"), (C2S, b"de"), (S2C, ok(b"1") + b"\r\n")],
+    [(C2S, get(extra=CL + b"2\r\n") + b"abcd" + get(b"/2")), (S2C, ok(b"1") + ok(b"2"))],
+    [(C2S, get()), (S2C, b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"x"))],
+    [(C2S, get()), (S2C, b"HTTP/1.1 2x0 Weird\r\n" + CL + b"1\r\n\r\nz")],
+    [(C2S, get(b"/a")), (S2C, b"HTTP/1.1 204 No Content\r\n" + CL + b"3\r\n\r\n"),
+     (C2S, get(b"/b")), (S2C, ok(b"2"))],
+    [(C2S, b"POST /x HTTP/1.1\r\nContent-Length: 1, 1\r\nTransfer-Encoding: gzip, chunked\r\n"
+           b"\r\n1\r\nz\r\n0\r\n\r\n"), (S2C, ok(b"k"))],
+    [(C2S, b"POST /x HTTP/1.1\r\ncontent-length: 2\r\nCONTENT-LENGTH: 3\r\n\r\nab"),
+     (S2C, ok(b"k"))],
+    [(C2S, b"HTTP/1.1 200 OK\r\n\r\n"), (S2C, get())],
+    [(C2S, b"GET /a HTTP/1.1\r\nX: a\r\n\tfolded\r\n\r\n"), (S2C, ok(b"f"))],
+]
+
+
+def _comparable(calls: list) -> list:
+    """Calls with their packet times dropped (segmenting changes which packet ends what)."""
+    out = []
+    for c in calls:
+        sides = []
+        for m in (c.request, c.response):
+            d = {} if m is None else {k: getattr(m, k) for k in m.__slots__}
+            sides.append({k: v for k, v in d.items() if not k.startswith("ts_")})
+        out.append((sides, c.client, c.server, sorted(c.notes)))
+    return out
+
+
+@pytest.mark.parametrize("exchanges", FAST_PATH_EDGES,
+                         ids=[str(i) for i in range(len(FAST_PATH_EDGES))])
+def test_whole_chunks_parse_like_single_bytes(exchanges: list[tuple[str, bytes]]) -> None:
+    """One chunk per message (fast path) and one byte per segment give the same calls,
+    headers and anomalies."""
+    results = []
+    for mss in (1460, 1):
+        core = WorkerCore()
+        calls = run_core(conversation(exchanges, mss=mss), core)
+        results.append((_comparable(calls), dict(core.anomalies)))
+    assert results[0] == results[1]
+    assert results[0][0] or results[0][1], "every edge case yields calls or anomalies"
