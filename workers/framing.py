@@ -67,6 +67,33 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int] | N
     return m.start(), m.end()
 
 
+def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
+    """A whole head at the start of ``chunk``, in the plain form almost all traffic uses.
+
+    Returns (start line, headers, offset of the body) when ``chunk`` begins with a start line
+    and holds the blank line, every line ending in CRLF; None when the head is incomplete or
+    needs the general rules (leading blank lines, bare LF). The headers are exactly what
+    ``parse_header_lines`` gives; they are None when a line needs its rules (no colon, a
+    folded line, a stray CR): the caller then parses the lines between the start line and
+    the body with ``parse_header_lines``.
+    """
+    end = chunk.find(b"\r\n\r\n")
+    if end <= 0 or chunk[0] in (13, 10):
+        return None
+    head = chunk[:end]
+    if head.count(b"\n") != head.count(b"\r\n"):
+        return None
+    lines = head.split(b"\r\n")
+    headers: Headers = []
+    for i in range(1, len(lines)):
+        raw = lines[i]  # never empty: the first empty line ends the head
+        name, sep, value = raw.partition(b":")
+        if not sep or raw[0] in (32, 9) or raw[-1] == 13:
+            return lines[0], None, end + 4
+        headers.append((name.strip(), value.strip()))
+    return lines[0], headers, end + 4
+
+
 def parse_header_lines(lines: list[bytes], anomalies: Anomalies) -> Headers:
     """Parse header lines (without line ends) into (name, value) pairs in wire order."""
     headers: Headers = []

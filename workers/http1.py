@@ -158,14 +158,10 @@ class HalfParser(StartFinder):
         then takes the general path: a leading blank line, a bare LF in the head, a start
         line that is not a plain one of this direction's role, HTTP/0.9.
         """
-        end = chunk.find(b"\r\n\r\n")
-        if end <= 0 or chunk[0] in (13, 10):
+        found = framing.plain_head(chunk)
+        if found is None:
             return False
-        head = chunk[:end]
-        if head.count(b"\n") != head.count(b"\r\n"):
-            return False
-        lines = head.split(b"\r\n")
-        line = lines[0]
+        line, headers, body_start = found
         msg: HttpRequest | HttpResponse
         if self.role == CLIENT:
             m = framing.REQUEST_LINE.match(line)
@@ -183,12 +179,15 @@ class HalfParser(StartFinder):
         self.msg = msg
         self.state = HEAD
         self.remaining = 0
-        msg.headers = framing.parse_header_lines(lines[1:], self.anomalies)
+        if headers is None:  # unusual lines: the general rules (same split as _head's)
+            block = chunk[len(line) + 2 : body_start - 4]
+            headers = framing.parse_header_lines(block.split(b"\n"), self.anomalies)
+        msg.headers = headers
         if self.role == CLIENT:
             self._request_head(ts_ns)
         else:
             self._response_head(ts_ns)
-        rest = chunk[end + 4:]
+        rest = chunk[body_start:]
         if rest:
             if self.state == LENGTH and len(rest) == self.remaining:
                 self._body(rest)  # the whole body: what _read_counted would do
@@ -317,13 +316,16 @@ class HalfParser(StartFinder):
             self.state = START
         if msg is None:
             return
-        msg.body = b"".join(self.body) if len(self.body) != 1 else self.body[0]
-        self.body = []
+        body = self.body
+        if body:
+            msg.body = body[0] if len(body) == 1 else b"".join(body)
+            self.body = []
         msg.ts_last_ns = ts_ns
         self.buf_ts = ts_ns  # bytes left in the buffer came with the current chunk
         if isinstance(msg, HttpRequest):
             self.conn.request_done(self.exchange)
         else:
-            msg.interim = self.interim
-            self.interim = []
+            if self.interim:
+                msg.interim = self.interim
+                self.interim = []
             self.conn.response_done(msg)

@@ -64,7 +64,8 @@ class BodyReader:
         raise NotImplementedError
 
     def _begin_body(self, how: Framing, length: int) -> None:
-        self.body = []
+        if self.body:
+            self.body = []
         self.kept = 0
         if how is Framing.LENGTH:
             self.remaining = length
