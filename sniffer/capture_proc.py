@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import select
+import struct
 import time
 from collections.abc import Iterable
 
@@ -31,14 +32,21 @@ from sniffer.pipeline import (
 )
 from sniffer.worker_loop import TICK_NS
 from workers.decode import Decoder
-from workers.segment import Segment
 
 log = logging.getLogger(__name__)
 BATCH_SEGMENTS = 256
+READ_BATCH_PACKETS = 1024
+MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
 
 
 class Sharder:
-    """Decodes, hashes and batches packets for the workers; owns the capture counters."""
+    """Decodes, hashes and batches packets for the workers; owns the capture counters.
+
+    Per packet: one ``Decoder.decode`` (a single ``unpack_from`` for the common frame), the
+    owning worker from a bounded flow cache (``flow_hash`` on a miss), one ``struct.pack``
+    of the item header appended with the payload to that worker's parts list; a batch is
+    joined into one ring frame only when it is sent.
+    """
 
     def __init__(self, cfg: Config, wiring: Wiring) -> None:
         cap = cfg.capture
@@ -48,7 +56,9 @@ class Sharder:
         self.ports = frozenset(cap.ports) if wiring.source else frozenset()
         self.wiring = wiring
         self.n = len(wiring.inputs)
-        self.batches: list[list[tuple[int, int, Segment]]] = [[] for _ in range(self.n)]
+        # per worker: [item header, payload, item header, payload, ...] of the open batch
+        self.parts: list[list[bytes]] = [[] for _ in range(self.n)]
+        self.owners: dict[tuple[bytes, int, bytes, int], int] = {}  # flow -> worker
         self.index = 0
         self.counters = {"packets": 0, "segments_sent": 0, "ring_frames_dropped": 0,
                          "ring_segments_dropped": 0}
@@ -58,24 +68,53 @@ class Sharder:
     def packets(self, linktype: int, batch: Iterable[tuple[int, bytes]]) -> None:
         """Take packets ``(ts_ns, frame)`` of one link type."""
         decode = self.decoder.decode
-        ports, n, batches = self.ports, self.n, self.batches
+        ports, n, all_parts, owners = self.ports, self.n, self.parts, self.owners
+        pack4, pack6 = codec.PACKET_V4.pack, codec.PACKET_V6.pack
+        limit = 2 * BATCH_SEGMENTS
+        ticking = bool(self.wiring.source)
+        next_tick_ns = self.next_tick_ns
         index = start = self.index
-        for ts_ns, frame in batch:
-            seg = decode(linktype, frame)
-            if seg is not None and not (ports and seg.sport not in ports
-                                        and seg.dport not in ports):
-                w = worker_for(flow_hash(seg.src, seg.sport, seg.dst, seg.dport), n) if n > 1 else 0
-                b = batches[w]
-                b.append((index, ts_ns, seg))
-                if len(b) >= BATCH_SEGMENTS:
-                    self._send(w)
-            index += 1
+        ts_ns = self.last_ts_ns
+        try:
+            for ts_ns, frame in batch:
+                seg = decode(linktype, frame)
+                if seg is not None:
+                    src, sport, dst, dport, seq, ack, flags, payload = seg
+                    if not ports or sport in ports or dport in ports:
+                        if n == 1:
+                            w = 0
+                        else:
+                            flow = (src, sport, dst, dport)
+                            w = owners.get(flow, -1)
+                            if w < 0:
+                                w = self._owner(flow)
+                        parts = all_parts[w]
+                        parts.append(pack4(4, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                           flags, len(payload)) if len(src) == 4 else
+                                     pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                           flags, len(payload)))
+                        parts.append(payload)
+                        if len(parts) >= limit:
+                            self._send(w)
+                index += 1
+                if ticking and ts_ns >= next_tick_ns:
+                    self.index = index
+                    self.tick(ts_ns)
+                    next_tick_ns = self.next_tick_ns
+        except struct.error as exc:  # a timestamp outside u64: a bug upstream, not traffic
+            raise codec.CodecError(f"packet field out of range: {exc}") from None
+        finally:
             self.last_ts_ns = ts_ns
-            if self.wiring.source and ts_ns >= self.next_tick_ns:
-                self.index = index
-                self.tick(ts_ns)
-        self.counters["packets"] += index - start
-        self.index = index
+            self.counters["packets"] += index - start
+            self.index = index
+
+    def _owner(self, flow: tuple[bytes, int, bytes, int]) -> int:
+        """The worker of a flow not in the cache (which is cleared when full: bounded)."""
+        if len(self.owners) + 2 > MAX_CACHED_FLOWS:
+            self.owners.clear()
+        w = worker_for(flow_hash(*flow), self.n)
+        self.owners[flow] = self.owners[(flow[2], flow[3], flow[0], flow[1])] = w
+        return w
 
     def tick(self, ts_ns: int) -> None:
         """Flush every batch and tell every worker that time reached ``ts_ns``."""
@@ -89,7 +128,7 @@ class Sharder:
     def flush(self) -> None:
         """Send every non-empty batch."""
         for w in range(self.n):
-            if self.batches[w]:
+            if self.parts[w]:
                 self._send(w)
 
     def end(self) -> None:
@@ -100,16 +139,17 @@ class Sharder:
             put_waiting(ring, word, self.wiring)
 
     def _send(self, w: int) -> None:
-        batch = self.batches[w]
-        self.batches[w] = []
-        frame = codec.encode_packets(batch)
+        parts = self.parts[w]
+        self.parts[w] = []
+        count = len(parts) >> 1
+        frame = codec.packets_frame(count, parts)
         ring = self.wiring.inputs[w]
         ok = put_waiting(ring, frame, self.wiring) if self.wiring.lossless else ring.put(frame)
         if ok:
-            self.counters["segments_sent"] += len(batch)
+            self.counters["segments_sent"] += count
         else:
             self.counters["ring_frames_dropped"] += 1
-            self.counters["ring_segments_dropped"] += len(batch)
+            self.counters["ring_segments_dropped"] += count
 
     def all_counters(self) -> dict[str, int]:
         """Capture counters plus the decoder's anomalies."""
@@ -122,19 +162,11 @@ def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporte
     """Feed a capture file; damage ends the input (reported as ``file_error``)."""
     reader = iter_packets(path)
     progress = Progress(path)
-    chunk: list[tuple[int, bytes]] = []
-    linktype = -1
     try:
         with reader:
-            for ts_ns, lt, frame in reader:
-                if lt != linktype and chunk:
-                    sharder.packets(linktype, chunk)
-                    chunk = []
-                linktype = lt
-                chunk.append((ts_ns, frame))
-                if len(chunk) >= 1024:
-                    sharder.packets(linktype, chunk)
-                    chunk = []
+            for linktype, batch in reader.batches(READ_BATCH_PACKETS):
+                sharder.packets(linktype, batch)
+                if len(batch) >= READ_BATCH_PACKETS:
                     stats.maybe_send(sharder.all_counters())
                     progress.update(reader.offset, reader.size)
                     if wiring.stop.is_set() or orphaned(wiring):
@@ -143,8 +175,6 @@ def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporte
         sharder.counters["file_error"] = 1
         stats.queue.put(("capture-error", {"message": str(exc)}))  # type: ignore[dict-item]
     finally:
-        if chunk:
-            sharder.packets(linktype, chunk)
         progress.done()
 
 

@@ -1,40 +1,40 @@
 """Versioned binary framing of what travels through the shared-memory rings.
 
 Strategy: one ring frame carries a whole batch (never one packet), so the per-frame cost is
-paid once per batch and the per-segment cost is one ``struct.pack_into`` plus one payload copy
-into a preallocated ``bytearray`` on encode, and one ``unpack_from`` plus one slice on decode.
-The frame layouts are declared below as ``struct.Struct`` constants with a field table, in the
-spirit of dpkt's ``__hdr__``. Everything is little-endian (the hosts are x86-64 and arm64;
-frames never leave the machine).
+paid once per batch. Per packet the capture process makes one ``struct.pack`` of the item
+header (``pack_packet``) and keeps ``[header, payload, header, payload, ...]`` per worker; a
+batch becomes a frame with one ``join`` (``packets_frame``). The worker unpacks each item with
+one ``unpack_from`` and builds the ``Segment`` without the NamedTuple constructor frame. Lines
+go back with their order keys and lengths in two arrays packed and unpacked with one call
+each. Layouts are ``struct.Struct`` constants with a field table, in the spirit of dpkt's
+``__hdr__``. Everything is little-endian (the hosts are x86-64 and arm64; frames never leave
+the machine).
 
 Frame header (every frame), ``FRAME_HEADER`` = ``<BBI`` (6 bytes):
 
     offset  width  field     meaning
     0       u8     version   CODEC_VERSION; a different value is a CodecError
-    1       u8     kind      Kind: SEGMENTS, LINES, COUNTERS, CONTROL
+    1       u8     kind      Kind: PACKETS, KEYED_LINES, LINES, COUNTERS, CONTROL
     2       u32    count     number of items that follow (counters/control: byte length)
 
-SEGMENTS item, ``SEGMENT_HEADER`` = ``<QB16s16sHHIIHI`` (60 bytes), then ``payload_len`` bytes:
+PACKETS item (capture -> worker): a header, then ``payload_len`` payload bytes. The first
+byte picks the layout: ``PACKET_V4`` = ``<BQQ4s4sHHIIHI`` (43 bytes), ``PACKET_V6`` =
+``<BQQ16s16sHHIIHI`` (67 bytes):
 
-    offset  width  field        meaning
-    0       u64    ts_ns        capture timestamp, integer nanoseconds
-    8       u8     ip_version   4 (addresses are the first 4 bytes of src/dst) or 6 (16 bytes)
-    9       16s    src          packed source address, zero padded
-    25      16s    dst          packed destination address, zero padded
-    41      u16    sport        TCP source port
-    43      u16    dport        TCP destination port
-    45      u32    seq          raw TCP sequence number
-    49      u32    ack          raw TCP acknowledgment number
-    53      u16    flags        TCP flag bits (workers/segment.py)
-    55      u32    payload_len  TCP payload bytes that follow
-    59      u8     (pad)        zero, keeps the header at 60 bytes
+    width      field        meaning
+    u8         ip_version   4 or 6 (any other value is a CodecError)
+    u64        index        global packet index in the capture (order keys)
+    u64        ts_ns        capture timestamp, integer nanoseconds
+    4s or 16s  src, dst     packed source and destination addresses
+    u16 u16    sport dport  TCP ports
+    u32 u32    seq ack      raw TCP sequence and acknowledgment numbers
+    u16        flags        TCP flag bits (workers/segment.py)
+    u32        payload_len  TCP payload bytes that follow
 
-PACKETS: like SEGMENTS, but the items are preceded by ``count`` u64 global packet indexes
-(``<Q`` each), so a worker knows where each segment stood in the capture (order keys).
-
-LINES item: ``u32 length`` then that many bytes (e.g. one serialized JSON message).
-COUNTERS body: UTF-8 JSON object of str -> int. CONTROL body: an ASCII control word such as
-``END`` ("end of input": the producer will send nothing more).
+KEYED_LINES (worker -> aggregator): ``count`` u64 order keys, then ``count`` u32 lengths, then
+the lines back to back. LINES item: ``u32 length`` then that many bytes. COUNTERS body: UTF-8
+JSON object of str -> int. CONTROL body: an ASCII control word such as ``END`` ("end of
+input": the producer will send nothing more).
 
 Rule: decoding something that is not a frame we wrote raises ``CodecError`` and nothing else.
 That means a bug (a torn ring, a version mismatch), not bad traffic: traffic is already a
@@ -45,19 +45,22 @@ from __future__ import annotations
 import enum
 import json
 import struct
+from itertools import accumulate
 
 from workers.segment import Segment
 
 __all__ = [
-    "CODEC_VERSION", "CodecError", "Kind", "FRAME_HEADER", "SEGMENT_HEADER", "frame_kind",
-    "encode_segments", "decode_segments", "encode_lines", "decode_lines",
+    "CODEC_VERSION", "CodecError", "Kind", "FRAME_HEADER", "frame_kind",
+    "encode_lines", "decode_lines",
     "encode_counters", "decode_counters", "encode_control", "decode_control", "END",
-    "encode_packets", "decode_packets",
+    "encode_packets", "decode_packets", "PACKET_V4", "PACKET_V6", "pack_packet",
+    "packets_frame", "encode_keyed_lines", "decode_keyed_lines",
 ]
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2
 FRAME_HEADER = struct.Struct("<BBI")
-SEGMENT_HEADER = struct.Struct("<QB16s16sHHIIHIx")
+PACKET_V4 = struct.Struct("<BQQ4s4sHHIIHI")
+PACKET_V6 = struct.Struct("<BQQ16s16sHHIIHI")
 LINE_LENGTH = struct.Struct("<I")
 END = "END"
 
@@ -65,11 +68,11 @@ END = "END"
 class Kind(enum.IntEnum):
     """What a frame carries (its second byte)."""
 
-    SEGMENTS = 1
-    LINES = 2
+    LINES = 2  # 1 was SEGMENTS (codec version 1)
     COUNTERS = 3
     CONTROL = 4
     PACKETS = 5
+    KEYED_LINES = 6
 
 
 class CodecError(ValueError):
@@ -78,7 +81,10 @@ class CodecError(ValueError):
 
 _KINDS = {k.value: k for k in Kind}
 _FH = FRAME_HEADER.size
-_SH = SEGMENT_HEADER.size
+_P4, _P6 = PACKET_V4.size, PACKET_V6.size
+_PACK_V4, _PACK_V6 = PACKET_V4.pack, PACKET_V6.pack
+_UNPACK_V4, _UNPACK_V6 = PACKET_V4.unpack_from, PACKET_V6.unpack_from
+_new_tuple = tuple.__new__  # builds a Segment without the NamedTuple __new__ frame
 
 
 def frame_kind(buf: bytes | bytearray | memoryview) -> Kind:
@@ -101,78 +107,62 @@ def _body(buf: bytes | bytearray | memoryview, kind: Kind) -> tuple[int, bytes]:
     return FRAME_HEADER.unpack_from(buf)[2], bytes(buf)
 
 
-def encode_segments(items: list[tuple[int, Segment]]) -> bytes:
-    """Encode ``(ts_ns, Segment)`` pairs into one SEGMENTS frame."""
-    total = _FH + _SH * len(items) + sum(len(seg[7]) for _, seg in items)
-    out = bytearray(total)
-    FRAME_HEADER.pack_into(out, 0, CODEC_VERSION, Kind.SEGMENTS, len(items))
-    pack_into = SEGMENT_HEADER.pack_into
-    off = _FH
+def pack_packet(index: int, ts_ns: int, seg: Segment) -> bytes:
+    """The PACKETS item header of one segment (its payload follows it in the frame)."""
+    src, sport, dst, dport, seq, ack, flags, payload = seg
+    alen = len(src)
+    if alen != len(dst) or (alen != 4 and alen != 16):
+        raise CodecError(f"address lengths {alen}/{len(dst)} are not 4/4 or 16/16")
     try:
-        for ts_ns, (src, sport, dst, dport, seq, ack, flags, payload) in items:
-            alen = len(src)
-            if alen != len(dst) or (alen != 4 and alen != 16):
-                raise CodecError(f"address lengths {alen}/{len(dst)} are not 4/4 or 16/16")
-            n = len(payload)
-            pack_into(out, off, ts_ns, 4 if alen == 4 else 6, src, dst, sport, dport,
-                      seq, ack, flags, n)
-            off += _SH
-            out[off : off + n] = payload
-            off += n
+        return (_PACK_V4 if alen == 4 else _PACK_V6)(
+            4 if alen == 4 else 6, index, ts_ns, src, dst, sport, dport, seq, ack, flags,
+            len(payload))
     except struct.error as exc:
         raise CodecError(f"segment field out of range: {exc}") from None
-    return bytes(out)
+
+
+def packets_frame(count: int, parts: list[bytes]) -> bytes:
+    """One PACKETS frame of ``count`` items from ``[header, payload, header, payload, ...]``."""
+    return FRAME_HEADER.pack(CODEC_VERSION, Kind.PACKETS, count) + b"".join(parts)
 
 
 def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
     """Encode ``(index, ts_ns, Segment)`` triples into one PACKETS frame."""
-    body = encode_segments([(ts, seg) for _, ts, seg in items])
-    try:
-        indexes = struct.pack(f"<{len(items)}Q", *[i for i, _, _ in items])
-    except struct.error as exc:
-        raise CodecError(f"packet index out of range: {exc}") from None
-    head = FRAME_HEADER.pack(CODEC_VERSION, Kind.PACKETS, len(items))
-    return b"".join((head, indexes, memoryview(body)[_FH:]))
+    parts: list[bytes] = []
+    for index, ts_ns, seg in items:
+        parts.append(pack_packet(index, ts_ns, seg))
+        parts.append(seg[7])
+    return packets_frame(len(items), parts)
 
 
 def decode_packets(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, Segment]]:
     """Decode a PACKETS frame back into ``(index, ts_ns, Segment)`` triples."""
     count, data = _body(buf, Kind.PACKETS)
-    start = _FH + 8 * count
-    if start > len(data):
-        raise CodecError(f"{count} packet indexes run past the frame end")
-    indexes = struct.unpack_from(f"<{count}Q", data, _FH)
-    pairs = _decode_items(data, count, start)
-    return [(i, ts, seg) for i, (ts, seg) in zip(indexes, pairs)]
-
-
-def decode_segments(buf: bytes | bytearray | memoryview) -> list[tuple[int, Segment]]:
-    """Decode a SEGMENTS frame back into ``(ts_ns, Segment)`` pairs."""
-    count, data = _body(buf, Kind.SEGMENTS)
-    return _decode_items(data, count, _FH)
-
-
-def _decode_items(data: bytes, count: int, off: int) -> list[tuple[int, Segment]]:
-    unpack_from = SEGMENT_HEADER.unpack_from
-    end = len(data)
-    out: list[tuple[int, Segment]] = []
+    unpack4, unpack6, size4, size6 = _UNPACK_V4, _UNPACK_V6, _P4, _P6
+    new, seg_type = _new_tuple, Segment
+    off, end = _FH, len(data)
+    out: list[tuple[int, int, Segment]] = []
     append = out.append
     try:
         for _ in range(count):
-            ts_ns, ipv, src, dst, sport, dport, seq, ack, flags, n = unpack_from(data, off)
-            off += _SH
+            ipv = data[off]
+            if ipv == 4:
+                _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = unpack4(data, off)
+                off += size4
+            elif ipv == 6:
+                _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = unpack6(data, off)
+                off += size6
+            else:
+                raise CodecError(f"ip version {ipv}")
             if off + n > end:
                 raise CodecError(f"payload of {n} bytes runs past the frame end")
-            if ipv == 4:
-                src, dst = src[:4], dst[:4]
-            elif ipv != 6:
-                raise CodecError(f"ip version {ipv}")
-            append((ts_ns, Segment(src, sport, dst, dport, seq, ack, flags, data[off : off + n])))
+            append((index, ts_ns, new(seg_type, (src, sport, dst, dport, seq, ack, flags,
+                                                 data[off:off + n]))))
             off += n
-    except struct.error:
-        raise CodecError(f"segment header truncated at offset {off}") from None
+    except (struct.error, IndexError):
+        raise CodecError(f"packet header truncated at offset {off}") from None
     if off != end:
-        raise CodecError(f"{end - off} trailing bytes after {count} segments")
+        raise CodecError(f"{end - off} trailing bytes after {count} packets")
     return out
 
 
@@ -206,6 +196,33 @@ def decode_lines(buf: bytes | bytearray | memoryview) -> list[bytes]:
     if off != end:
         raise CodecError(f"{end - off} trailing bytes after {count} lines")
     return out
+
+
+def encode_keyed_lines(keys: list[int], lines: list[bytes]) -> bytes:
+    """Encode lines and their u64 order keys (same length) into one KEYED_LINES frame."""
+    n = len(lines)
+    if len(keys) != n:
+        raise CodecError(f"{len(keys)} keys for {n} lines")
+    try:
+        return b"".join((FRAME_HEADER.pack(CODEC_VERSION, Kind.KEYED_LINES, n),
+                         struct.pack(f"<{n}Q", *keys),
+                         struct.pack(f"<{n}I", *map(len, lines)), *lines))
+    except (struct.error, TypeError) as exc:
+        raise CodecError(f"cannot encode keyed lines: {exc}") from None
+
+
+def decode_keyed_lines(buf: bytes | bytearray | memoryview) -> tuple[list[int], list[bytes]]:
+    """Decode a KEYED_LINES frame back into its keys and lines."""
+    count, data = _body(buf, Kind.KEYED_LINES)
+    off = _FH + 12 * count
+    if off > len(data):
+        raise CodecError(f"{count} keys and lengths run past the frame end")
+    keys = list(struct.unpack_from(f"<{count}Q", data, _FH))
+    ends = list(accumulate(struct.unpack_from(f"<{count}I", data, _FH + 8 * count),
+                           initial=off))
+    if ends[-1] != len(data):
+        raise CodecError(f"lines end at {ends[-1]}, the frame at {len(data)}")
+    return keys, [data[a:b] for a, b in zip(ends, ends[1:])]
 
 
 def _encode_blob(kind: Kind, blob: bytes) -> bytes:

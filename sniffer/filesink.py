@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
-from sniffer.sink import Sink
+from sniffer.sink import Sink, cumulative_sizes, fill_index
 
 __all__ = ["Sink", "RotatingFileSink", "PathSink", "StreamSink"]
 
@@ -51,6 +51,21 @@ class _BufferedSink:
         self._buffered_bytes += len(line) + 1
         if self._buffered_bytes >= self.chunk_bytes:
             self._drain()
+
+    def write_many(self, lines: list[bytes]) -> None:
+        """Buffer messages, emitting chunks exactly where ``write`` of each would."""
+        sizes = cumulative_sizes(lines)
+        i, used, n = 0, 0, len(lines)
+        while i < n:
+            j = fill_index(sizes, i, used, self.chunk_bytes - self._buffered_bytes, n + 1)
+            if j == n:
+                self._lines += lines[i:] if i else lines
+                self._buffered_bytes += sizes[-1] - used
+                return
+            self._lines += lines[i:j + 1]
+            self._buffered_bytes += sizes[j] - used
+            self._drain()
+            i, used = j + 1, sizes[j]
 
     def _drain(self) -> None:
         if not self._lines:
@@ -112,6 +127,13 @@ class RotatingFileSink(_BufferedSink):
             self._drain()
             self._finish()
         super().write(line)
+
+    def write_many(self, lines: list[bytes]) -> None:
+        """Buffer messages; rotate first if the open file is past its age."""
+        if self._file is not None and time.monotonic() - self._opened_s >= self.rotate_s:
+            self._drain()
+            self._finish()
+        super().write_many(lines)
 
     def _emit(self, data: bytes, calls: int) -> None:
         if self._file is None:

@@ -2,8 +2,10 @@
 
 Strategy: the file is read in large chunks (``CHUNK_BYTES``) into one ``bytes`` buffer and
 records are cut from it with precompiled ``struct`` unpackers, so a file of any size streams
-with flat memory. The reader yields ``(ts_ns, linktype, frame)``; ``offset`` is the file
-offset of the next record (for progress bars, against ``size``). Damage is reported after
+with flat memory. The reader yields ``(ts_ns, linktype, frame)``; ``batches(n)`` yields lists
+of up to ``n`` packets of one link type instead (the capture process's hot loop: one list
+append per packet, no generator switch); ``offset`` is the file offset of the next record
+(for progress bars, against ``size``). Damage is reported after
 every good packet before it: the generator raises ``PcapError`` naming the file, the byte
 offset and what was wrong.
 
@@ -34,6 +36,7 @@ _IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
 _OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 
 Packet = tuple[int, int, bytes]
+Batch = tuple[int, list[tuple[int, bytes]]]  # (linktype, [(ts_ns, frame), ...])
 
 
 class PcapError(Exception):
@@ -54,8 +57,10 @@ class PcapReader:
         self._base = 0
         head = self._peek(4)
         magic = int.from_bytes(head, "little") if len(head) == 4 else -1
+        self._pcap_format: tuple[str, bool] | None = None
         if magic in _PCAP_MAGICS:
-            self._gen = self._pcap(*_PCAP_MAGICS[magic])
+            self._pcap_format = _PCAP_MAGICS[magic]
+            self._gen = self._pcap_packets()
         elif magic == _PCAPNG_SHB:
             self._gen = self._pcapng()
         else:
@@ -67,6 +72,13 @@ class PcapReader:
 
     def __next__(self) -> Packet:
         return next(self._gen)
+
+    def batches(self, max_packets: int) -> Iterator[Batch]:
+        """Iterate over ``(linktype, [(ts_ns, frame), ...])`` lists of up to ``max_packets``
+        packets of one link type; damage raises ``PcapError`` after the packets before it."""
+        if self._pcap_format is not None:
+            return self._pcap(*self._pcap_format, max(1, max_packets))
+        return self._pcapng_batches(max(1, max_packets))
 
     def close(self) -> None:
         """Close the file early (it is closed anyway when iteration ends)."""
@@ -109,7 +121,15 @@ class PcapReader:
         return self._pos >= len(self._buf) and not self._peek(1)
 
     # -- pcap -------------------------------------------------------------------------------
-    def _pcap(self, order: str, nanos: bool) -> Iterator[Packet]:
+    def _pcap_packets(self) -> Iterator[Packet]:
+        assert self._pcap_format is not None
+        for linktype, batch in self._pcap(*self._pcap_format, 1):
+            ts_ns, frame = batch[0]
+            yield ts_ns, linktype, frame
+
+    def _pcap(self, order: str, nanos: bool, max_packets: int) -> Iterator[Batch]:
+        batch: list[tuple[int, bytes]] = []
+        linktype = 0
         try:
             self._need(24, "file header")
             linktype = struct.unpack_from(order + "I", self._buf, self._pos + 20)[0] & 0xFFFF
@@ -118,25 +138,41 @@ class PcapReader:
             record = struct.Struct(order + "IIII").unpack_from
             frac_ns = 1 if nanos else 1000
             buf, pos = self._buf, self._pos
+            size = len(buf)
+            append = batch.append
             while True:  # the hot loop: buffer and position live in locals between refills
-                if len(buf) - pos < 16:
+                if size - pos < 16:
                     self._pos = pos
                     if self._at_eof():
-                        return
+                        break
                     self._need(16, "packet record header")
                     buf, pos = self._buf, self._pos
+                    size = len(buf)
                 sec, frac, caplen, _origlen = record(buf, pos)
                 end = pos + 16 + caplen
-                if end > len(buf):
+                if end > size:
                     self._pos = pos
                     if caplen > MAX_RECORD_BYTES:
                         raise self._error(f"absurd packet length {caplen}")
                     self._need(16 + caplen, "packet record")
                     buf, pos = self._buf, self._pos
+                    size = len(buf)
                     end = pos + 16 + caplen
-                self.offset = self._base + end
-                yield sec * 1_000_000_000 + frac * frac_ns, linktype, buf[pos + 16:end]
+                append((sec * 1_000_000_000 + frac * frac_ns, buf[pos + 16:end]))
                 pos = end
+                if len(batch) >= max_packets:
+                    self.offset = self._base + pos
+                    yield linktype, batch
+                    batch = []
+                    append = batch.append
+            self.offset = self._base + self._pos
+            if batch:
+                yield linktype, batch
+        except PcapError:
+            if batch:  # the good packets before the damage first
+                self.offset = self._base + self._pos
+                yield linktype, batch
+            raise
         finally:
             self._file.close()
 
@@ -146,6 +182,25 @@ class PcapReader:
             yield from self._pcapng_blocks()
         finally:
             self._file.close()
+
+    def _pcapng_batches(self, max_packets: int) -> Iterator[Batch]:
+        linktype, batch = -1, []
+        try:
+            for ts_ns, lt, frame in self._gen:
+                if lt != linktype and batch:
+                    yield linktype, batch
+                    batch = []
+                linktype = lt
+                batch.append((ts_ns, frame))
+                if len(batch) >= max_packets:
+                    yield linktype, batch
+                    batch = []
+        except PcapError:
+            if batch:  # the good packets before the damage first
+                yield linktype, batch
+            raise
+        if batch:
+            yield linktype, batch
 
     def _pcapng_blocks(self) -> Iterator[Packet]:
         order = "<"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from sniffer.delivery import (Outcome, backoff_s, deflate, destination_state, open_session,
                               parse_retry_after, post_bundle, timeouts_within)
+from sniffer.sink import cumulative_sizes, fill_index
 from sniffer.spool import Spool
 
 __all__ = ["ShipperSettings", "UrlSink", "destination_state", "parse_retry_after", "post_bundle"]
@@ -103,6 +104,24 @@ class UrlSink:
             if (self._open_bytes >= self._bundle_bytes
                     or len(self._lines) >= self.settings.bundle_calls):
                 self._seal_locked()
+
+    def write_many(self, lines: list[bytes]) -> None:
+        """Append messages under one lock, sealing bundles exactly where ``write`` would."""
+        sizes = cumulative_sizes(lines)
+        i, used, n = 0, 0, len(lines)
+        with self._lock:
+            self._calls_written += n
+            while i < n:
+                if not self._lines:
+                    self._opened_s = time.monotonic()
+                j = fill_index(sizes, i, used, self._bundle_bytes - self._open_bytes,
+                               self.settings.bundle_calls - len(self._lines))
+                last = n - 1 if j == n else j
+                self._lines += lines[i:last + 1]
+                self._open_bytes += sizes[last] - used
+                if j < n:
+                    self._seal_locked()
+                i, used = last + 1, sizes[last]
 
     def flush(self) -> None:
         """Seal the open bundle now so the sender picks it up."""

@@ -1,7 +1,7 @@
 """Worker process: segments from its ring in, serialised calls to the aggregator out.
 
 Shell strategy: the work is ``WorkerLoop`` (the pure core plus the record builder); this
-module only moves frames. Each output line is prefixed with its 8-byte order key; after a
+module only moves frames. Output lines travel with their order keys (KEYED_LINES); after a
 ``TICK`` the worker reports ``MARK <index>`` so an ordered aggregator knows how far this
 worker's calls are complete. Output frames wait for ring space rather than drop: the
 aggregator only moves bytes, so a full ring means a short stall, and calls are what the
@@ -10,7 +10,6 @@ whole pipeline exists for.
 from __future__ import annotations
 
 import logging
-import struct
 import time
 
 from sniffer import codec
@@ -21,7 +20,6 @@ from sniffer.pipeline import (
 from sniffer.worker_loop import Line, WorkerLoop, load_rules
 
 log = logging.getLogger(__name__)
-KEY = struct.Struct("<Q")
 MAX_LINES_PER_FRAME = 512
 
 
@@ -71,10 +69,12 @@ class WorkerShell:
 
     def _send_lines(self) -> None:
         pending = self.pending
-        while pending:
-            chunk, pending = pending[:MAX_LINES_PER_FRAME], pending[MAX_LINES_PER_FRAME:]
-            self._put(codec.encode_lines([KEY.pack(k) + line for k, line in chunk]))
+        if not pending:
+            return
         self.pending = []
+        for i in range(0, len(pending), MAX_LINES_PER_FRAME):
+            keys, lines = zip(*pending[i:i + MAX_LINES_PER_FRAME])
+            self._put(codec.encode_keyed_lines(keys, lines))  # type: ignore[arg-type]
 
     def _put(self, frame: bytes) -> None:
         if not put_waiting(self.out, frame, self.wiring):

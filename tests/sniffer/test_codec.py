@@ -25,12 +25,38 @@ def segments(draw: st.DrawFn) -> tuple[int, Segment]:
     return draw(st.integers(0, 2**64 - 1)), seg
 
 
-@given(st.lists(segments(), max_size=20))
-def test_segments_round_trip(items: list[tuple[int, Segment]]) -> None:
-    frame = codec.encode_segments(items)
-    assert frame[0] == CODEC_VERSION and codec.frame_kind(frame) is Kind.SEGMENTS
-    assert codec.decode_segments(frame) == items
-    assert codec.decode_segments(memoryview(bytearray(frame))) == items
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), segments()), max_size=20))
+def test_packets_round_trip(items: list[tuple[int, tuple[int, Segment]]]) -> None:
+    triples = [(index, ts, seg) for index, (ts, seg) in items]
+    frame = codec.encode_packets(triples)
+    assert codec.frame_kind(frame) is Kind.PACKETS
+    got = codec.decode_packets(frame)
+    assert got == triples and all(type(seg) is Segment for _, _, seg in got)
+    assert codec.decode_packets(memoryview(bytearray(frame))) == triples
+
+
+def test_packet_layout_matches_the_documented_table() -> None:
+    """IPv4 items carry 4-byte addresses (43-byte header), IPv6 items 16-byte ones (67)."""
+    v4 = Segment(bytes([10, 0, 0, 1]), 40000, bytes([10, 0, 0, 2]), 80, 7, 9, SYN, b"hi")
+    v6 = Segment(bytes(range(16)), 1, bytes(range(16, 32)), 2, 3, 4, ACK, b"")
+    frame = codec.encode_packets([(5, 123, v4), (6, 124, v6)])
+    assert (codec.PACKET_V4.size, codec.PACKET_V6.size) == (43, 67)
+    assert frame[:6] == struct.pack("<BBI", CODEC_VERSION, Kind.PACKETS, 2)
+    assert frame[6:49] == struct.pack("<BQQ4s4sHHIIHI", 4, 5, 123, v4.src, v4.dst, 40000, 80,
+                                      7, 9, SYN, 2)
+    assert frame[49:51] == b"hi"
+    assert frame[51:] == struct.pack("<BQQ16s16sHHIIHI", 6, 6, 124, v6.src, v6.dst, 1, 2, 3,
+                                     4, ACK, 0)
+    one = codec.packets_frame(1, [codec.pack_packet(5, 123, v4), b"hi"])
+    assert one == struct.pack("<BBI", CODEC_VERSION, Kind.PACKETS, 1) + frame[6:51]
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.binary(max_size=100)), max_size=30))
+def test_keyed_lines_round_trip(items: list[tuple[int, bytes]]) -> None:
+    keys, lines = [k for k, _ in items], [line for _, line in items]
+    frame = codec.encode_keyed_lines(keys, lines)
+    assert codec.frame_kind(frame) is Kind.KEYED_LINES
+    assert codec.decode_keyed_lines(frame) == (keys, lines)
 
 
 @given(st.lists(st.binary(max_size=200), max_size=30))
@@ -58,24 +84,11 @@ def test_default_control_word_is_end_of_input() -> None:
     assert codec.decode_control(codec.encode_control()) == "END"
 
 
-def test_segment_layout_matches_the_documented_table() -> None:
-    """Byte offsets of one IPv4 segment frame, as in the module's table."""
-    seg = Segment(bytes([10, 0, 0, 1]), 40000, bytes([10, 0, 0, 2]), 80, 7, 9, SYN | ACK, b"hi")
-    frame = codec.encode_segments([(123, seg)])
-    assert codec.FRAME_HEADER.size == 6 and codec.SEGMENT_HEADER.size == 60
-    assert frame[:6] == struct.pack("<BBI", CODEC_VERSION, Kind.SEGMENTS, 1)
-    h = frame[6:66]
-    assert struct.unpack_from("<Q", h, 0) == (123,)
-    assert h[8] == 4 and h[9:13] == bytes([10, 0, 0, 1]) and h[13:25] == bytes(12)
-    assert h[25:29] == bytes([10, 0, 0, 2])
-    assert struct.unpack_from("<HHIIHI", h, 41) == (40000, 80, 7, 9, SYN | ACK, 2)
-    assert frame[66:] == b"hi"
-
-
 BAD_SEGMENTS = [
     ("address lengths differ", Segment(bytes(4), 1, bytes(16), 2, 0, 0, 0, b"")),
     ("address of 5 bytes", Segment(bytes(5), 1, bytes(5), 2, 0, 0, 0, b"")),
     ("port too big", Segment(bytes(4), 70000, bytes(4), 2, 0, 0, 0, b"")),
+    ("ack too big", Segment(bytes(16), 1, bytes(16), 2, 0, 2**32, 0, b"")),
     ("seq negative", Segment(bytes(4), 1, bytes(4), 2, -1, 0, 0, b"")),
 ]
 
@@ -83,7 +96,7 @@ BAD_SEGMENTS = [
 @pytest.mark.parametrize("seg", [s for _, s in BAD_SEGMENTS], ids=[n for n, _ in BAD_SEGMENTS])
 def test_unencodable_segment_raises_codec_error(seg: Segment) -> None:
     with pytest.raises(CodecError):
-        codec.encode_segments([(0, seg)])
+        codec.encode_packets([(0, 0, seg)])
 
 
 def test_invalid_counters_and_control_words_raise_codec_error() -> None:
@@ -95,21 +108,32 @@ def test_invalid_counters_and_control_words_raise_codec_error() -> None:
             codec.encode_control(word)
     with pytest.raises(CodecError):
         codec.encode_lines(["text, not bytes"])  # type: ignore[list-item]
+    with pytest.raises(CodecError):
+        codec.encode_keyed_lines([1, 2], [b"one line"])
+    with pytest.raises(CodecError):
+        codec.encode_keyed_lines([-1], [b"negative key"])
 
 
 V4 = Segment(bytes(4), 1, bytes(4), 2, 3, 4, PSH, b"abc")
-GOOD = codec.encode_segments([(1, V4)])
+PACKETS = codec.encode_packets([(9, 1, V4)])
+KEYED = codec.encode_keyed_lines([7, 8], [b"ab", b"c"])
 GARBAGE = [
-    ("empty", b"", codec.decode_segments),
-    ("short header", b"\x01\x01", codec.decode_segments),
-    ("wrong version", bytes([CODEC_VERSION + 1]) + GOOD[1:], codec.decode_segments),
-    ("unknown kind", bytes([CODEC_VERSION, 99]) + GOOD[2:], codec.decode_segments),
-    ("wrong kind", codec.encode_lines([b"x"]), codec.decode_segments),
-    ("truncated payload", GOOD[:-1], codec.decode_segments),
-    ("truncated header", GOOD[:30], codec.decode_segments),
-    ("trailing byte", GOOD + b"\x00", codec.decode_segments),
-    ("count too big", GOOD[:2] + struct.pack("<I", 2) + GOOD[6:], codec.decode_segments),
-    ("bad ip version", GOOD[:14] + b"\x05" + GOOD[15:], codec.decode_segments),
+    ("empty", b"", codec.decode_packets),
+    ("short header", b"\x01\x01", codec.decode_packets),
+    ("wrong version", bytes([CODEC_VERSION + 1]) + PACKETS[1:], codec.decode_packets),
+    ("unknown kind", bytes([CODEC_VERSION, 99]) + PACKETS[2:], codec.decode_packets),
+    ("old segments kind", bytes([CODEC_VERSION, 1]) + PACKETS[2:], codec.decode_packets),
+    ("wrong kind", codec.encode_lines([b"x"]), codec.decode_packets),
+    ("packets truncated payload", PACKETS[:-1], codec.decode_packets),
+    ("packets truncated header", PACKETS[:20], codec.decode_packets),
+    ("packets count too big", PACKETS[:2] + struct.pack("<I", 2) + PACKETS[6:],
+     codec.decode_packets),
+    ("packets trailing byte", PACKETS + b"\x00", codec.decode_packets),
+    ("packets bad ip version", PACKETS[:6] + b"\x05" + PACKETS[7:], codec.decode_packets),
+    ("keyed lines cut", KEYED[:-1], codec.decode_keyed_lines),
+    ("keyed lines trailing", KEYED + b"z", codec.decode_keyed_lines),
+    ("keyed lines count too big", KEYED[:2] + struct.pack("<I", 9) + KEYED[6:],
+     codec.decode_keyed_lines),
     ("line past end", codec.encode_lines([b"abc"])[:-1], codec.decode_lines),
     ("line length cut", codec.encode_lines([b"abc"])[:8], codec.decode_lines),
     ("line trailing", codec.encode_lines([b"abc"]) + b"z", codec.decode_lines),
@@ -135,8 +159,9 @@ def test_garbage_raises_codec_error(buf: bytes, decode: object) -> None:
         decode(buf)  # type: ignore[operator]
 
 
-DECODERS = [codec.decode_segments, codec.decode_lines, codec.decode_counters,
-            codec.decode_control, codec.frame_kind]
+DECODERS = [codec.decode_lines, codec.decode_counters,
+            codec.decode_control, codec.frame_kind, codec.decode_packets,
+            codec.decode_keyed_lines]
 
 
 @settings(max_examples=300)
@@ -156,15 +181,15 @@ def test_random_bytes_either_decode_or_raise_codec_error(
 def test_report_us_per_segment(capsys: pytest.CaptureFixture[str]) -> None:
     """Not a speed assertion: prints µs per segment (batch of 256, 200-byte payloads)."""
     seg = Segment(bytes(range(4)), 40000, bytes(range(4, 8)), 80, 1, 2, ACK | PSH, bytes(200))
-    items = [(time.time_ns(), seg)] * 256
-    frame = codec.encode_segments(items)
+    items = [(i, time.time_ns(), seg) for i in range(256)]
+    frame = codec.encode_packets(items)
     loops = 20
-    t_enc = min(_timed(lambda: codec.encode_segments(items), loops) for _ in range(3))
-    t_dec = min(_timed(lambda: codec.decode_segments(frame), loops) for _ in range(3))
+    t_enc = min(_timed(lambda: codec.encode_packets(items), loops) for _ in range(3))
+    t_dec = min(_timed(lambda: codec.decode_packets(frame), loops) for _ in range(3))
     per = 1e6 / (loops * len(items))
     with capsys.disabled():
         print(f"\ncodec: encode {t_enc * per:.2f} µs/segment, decode {t_dec * per:.2f} µs/segment")
-    assert codec.decode_segments(frame) == items
+    assert codec.decode_packets(frame) == items
 
 
 def _timed(fn: object, loops: int) -> float:

@@ -44,6 +44,27 @@ def test_rotation_by_size_keeps_every_call_in_order_in_valid_gzip_files(tmp_path
     assert counts["calls_written"] == 1000 and counts["files_finished"] == len(names)
 
 
+def files_of(directory) -> list[list[bytes]]:
+    return [gzip.decompress((directory / n).read_bytes()).splitlines()
+            for n in finished(directory)]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 17, 400])
+def test_write_many_cuts_chunks_and_files_where_write_would(tmp_path, batch):
+    lines = [call(i) * (1 + i % 7) for i in range(1000)]
+    one, many = RotatingFileSink(tmp_path / "one", 10_000, chunk_bytes=1_000), \
+        RotatingFileSink(tmp_path / "many", 10_000, chunk_bytes=1_000)
+    for i in range(0, len(lines), batch):
+        for line in lines[i:i + batch]:
+            one.write(line)
+        many.write_many(lines[i:i + batch])
+        assert many.counters() == one.counters()  # same chunks emitted, same lines held
+    assert one.close() and many.close()
+    assert files_of(tmp_path / "many") == files_of(tmp_path / "one")
+    assert len(files_of(tmp_path / "one")) > 5
+    assert one.counters() == many.counters()
+
+
 def test_the_open_file_is_a_part_file_until_finished(tmp_path):
     sink = RotatingFileSink(tmp_path, chunk_bytes=1)
     sink.write(call(1))

@@ -238,3 +238,38 @@ def test_big_file_streams_with_flat_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert seen == count
     assert peak < 4 * pcapfile.CHUNK_BYTES + (1 << 20)
+
+
+def flatten(batches: list[tuple[int, list[tuple[int, bytes]]]]) -> list[tuple[int, int, bytes]]:
+    return [(ts, linktype, frame) for linktype, batch in batches for ts, frame in batch]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 1024])
+def test_batches_hold_the_same_packets_one_link_type_each(tmp_path: Path, size: int) -> None:
+    records = [(i, i, frame) for i, frame in enumerate(FRAMES * 2)]
+    plain = write(tmp_path, pcap(records))
+    mixed = write(tmp_path, shb("<") + idb("<", 1) + idb("<", 113) + b"".join(
+        epb("<", i % 3 // 2, i, frame) for i, frame in enumerate(FRAMES * 2)), "m.pcapng")
+    for path in (plain, mixed):
+        batches = list(iter_packets(path).batches(size))
+        assert flatten(batches) == list(iter_packets(path))
+        assert all(0 < len(batch) <= size for _, batch in batches)
+        assert all(len({lt for lt, _ in batches[i:i + 2]}) == 2 or len(batches[i][1]) == size
+                   for i in range(len(batches) - 1))  # a batch ends full or at a new link type
+    reader = iter_packets(plain)
+    list(reader.batches(size))
+    assert reader.offset == reader.size
+
+
+@pytest.mark.parametrize("name, data", [
+    ("pcap", pcap([(1, 0, b"one"), (2, 0, b"two"), (3, 0, b"three")])[:-2]),
+    ("pcapng", shb("<") + idb("<", 1) + epb("<", 0, 1, b"one") + epb("<", 0, 2, b"two")
+     + epb("<", 0, 3, b"three")[:-2]),
+])
+def test_batches_deliver_the_good_packets_before_the_damage(tmp_path: Path, name: str,
+                                                            data: bytes) -> None:
+    got: list[bytes] = []
+    with pytest.raises(PcapError, match="truncated"):
+        for _, batch in iter_packets(write(tmp_path, data, f"c.{name}")).batches(1024):
+            got += [frame for _, frame in batch]
+    assert got == [b"one", b"two"]

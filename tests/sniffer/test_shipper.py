@@ -44,26 +44,37 @@ def test_every_call_arrives_exactly_once_in_order(endpoint, skip_compression):
     assert headers.get("content-encoding") == (None if skip_compression else "deflated")
 
 
-def test_bundles_are_cut_by_size(endpoint):
+def send(sink: UrlSink, lines: list[bytes], batch: int) -> None:
+    """``write`` line by line (batch 0) or ``write_many`` in batches of ``batch`` lines."""
+    if not batch:
+        for line in lines:
+            sink.write(line)
+    for i in range(0, len(lines), batch or len(lines) + 1):
+        sink.write_many(lines[i:i + batch])
+
+
+@pytest.mark.parametrize("batch", [0, 1, 7, 50], ids=lambda b: f"batch{b}")
+def test_bundles_are_cut_by_size(endpoint, batch):
     line_bytes = len(call(100)) + 1
     settings = ShipperSettings(bundle_bytes=20 * line_bytes, bundle_s=60.0)
     sink = UrlSink(endpoint.url, settings=settings)
-    for i in range(100, 150):
-        sink.write(call(i))
+    send(sink, [call(i) for i in range(100, 150)], batch)
     assert endpoint.wait_for(40, 5.0)  # two full bundles went out without any flush
     assert sink.close(5.0)
     assert [r.messages for r in endpoint.requests] == [20, 20, 10]
 
 
-def test_bundles_are_cut_by_call_count(endpoint):
+@pytest.mark.parametrize("batch", [0, 3, 25], ids=lambda b: f"batch{b}")
+def test_bundles_are_cut_by_call_count(endpoint, batch):
     """message_queue_size (USAGE_LOGGERS_MESSAGE_QUEUE_SIZE) bounds the calls per bundle."""
     settings = dataclasses.replace(FAST, bundle_bytes=64 << 20, bundle_calls=10, bundle_s=60)
     sink = UrlSink(endpoint.url, settings=settings)
-    for i in range(25):
-        sink.write(call(i))
+    send(sink, [call(i) for i in range(25)], batch)
     assert sink.close(5.0)
     assert numbers(endpoint.messages) == list(range(25))
     assert sink.counters()["bundles_sent"] == len(endpoint.requests) == 3
+    assert [r.messages for r in endpoint.requests] == [10, 10, 5]
+    assert sink.counters()["calls_written"] == 25
 
 
 def test_a_partial_bundle_goes_out_after_bundle_s(endpoint):
