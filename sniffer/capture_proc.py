@@ -35,6 +35,7 @@ from workers.decode import Decoder
 
 log = logging.getLogger(__name__)
 BATCH_SEGMENTS = 256
+BATCH_BYTES = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
 READ_BATCH_PACKETS = 1024
 MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
 
@@ -58,6 +59,10 @@ class Sharder:
         self.n = len(wiring.inputs)
         # per worker: [item header, payload, item header, payload, ...] of the open batch
         self.parts: list[list[bytes]] = [[] for _ in range(self.n)]
+        self.sizes = [0] * self.n  # payload bytes per batch
+        # a frame must fit its ring with room to spare: batches also end at a byte bound
+        self.batch_bytes = min(BATCH_BYTES, min((r.capacity_bytes for r in wiring.inputs),
+                                                default=BATCH_BYTES) // 8)
         self.owners: dict[tuple[bytes, int, bytes, int], int] = {}  # flow -> worker
         self.index = 0
         self.counters = {"packets": 0, "segments_sent": 0, "ring_frames_dropped": 0,
@@ -71,6 +76,7 @@ class Sharder:
         ports, n, all_parts, owners = self.ports, self.n, self.parts, self.owners
         pack4, pack6 = codec.PACKET_V4.pack, codec.PACKET_V6.pack
         limit = 2 * BATCH_SEGMENTS
+        sizes, batch_bytes = self.sizes, self.batch_bytes
         ticking = bool(self.wiring.source)
         next_tick_ns = self.next_tick_ns
         index = start = self.index
@@ -94,7 +100,8 @@ class Sharder:
                                      pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
                                            flags, len(payload)))
                         parts.append(payload)
-                        if len(parts) >= limit:
+                        sizes[w] += len(payload)
+                        if len(parts) >= limit or sizes[w] >= batch_bytes:
                             self._send(w)
                 index += 1
                 if ticking and ts_ns >= next_tick_ns:
@@ -141,6 +148,7 @@ class Sharder:
     def _send(self, w: int) -> None:
         parts = self.parts[w]
         self.parts[w] = []
+        self.sizes[w] = 0
         count = len(parts) >> 1
         frame = codec.packets_frame(count, parts)
         ring = self.wiring.inputs[w]

@@ -37,8 +37,6 @@ from sniffer.ring import Ring
 from sniffer.status import MetricsServer, final_summary, health_of, status_line
 
 log = logging.getLogger("network-sniffer")
-IN_RING_BYTES = 32 << 20
-OUT_RING_BYTES = 16 << 20
 
 
 @dataclass
@@ -59,8 +57,8 @@ class Supervisor:
         self.n = max(1, int(cfg.workers))
         self.deadline_s = deadline_s
         self.rings: list[Ring] = []
-        inputs = [self._ring(IN_RING_BYTES) for _ in range(self.n)]
-        outputs = [self._ring(OUT_RING_BYTES) for _ in range(self.n)]
+        inputs = [self._ring(cfg.capture.ring_bytes) for _ in range(self.n)]
+        outputs = [self._ring(cfg.output.ring_bytes) for _ in range(self.n)]
         self.wiring = Wiring(inputs, outputs, self.ctx.Event(), self.ctx.Queue(1000),
                              source=source, ordered=source is not None,
                              lossless=source is not None)

@@ -79,3 +79,34 @@ def test_the_flow_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_port_filter_applies_to_files() -> None:
     _, packets, _ = run(2, ports="1")
     assert packets == [[], []]
+
+
+def test_batches_end_at_a_byte_bound_so_big_packets_always_fit_the_ring() -> None:
+    """256 offloaded 60 KB segments would be a 15 MB frame: more than a 1 MiB ring holds, so
+    it could never be put. Batches end at 1/8 of the ring instead, and all of them arrive."""
+    from tests.helpers import conversation
+    from tests.pcapgen import frame
+
+    body = b"x" * 60_000
+    packets = conversation([("c", b"POST / HTTP/1.1\r\nContent-Length: 60000\r\n\r\n" + body)],
+                           mss=65_000)
+    ring = Ring.create(1 << 20)
+    ctx = mp.get_context("spawn")
+    wiring = Wiring(inputs=[ring], outputs=[], stop=ctx.Event(), stats=ctx.Queue(),
+                    source=None, ordered=False, lossless=False, parent_pid=os.getppid())
+    try:
+        sharder = Sharder(load_config(None, {}, {}), wiring)
+        assert sharder.batch_bytes == (1 << 20) // 8
+        got = 0
+        for _ in range(40):  # 40 copies of the big segment, drained as they come
+            sharder.packets(1, [(p.ts_ns, frame(p)) for p in packets])
+            while frames := ring.get_many(100):
+                got += sum(len(codec.decode_packets(f)) for f in frames
+                           if codec.frame_kind(f) is codec.Kind.PACKETS)
+        sharder.flush()
+        got += sum(len(codec.decode_packets(f)) for f in ring.get_many(100))
+        assert sharder.counters["ring_frames_dropped"] == 0
+        assert got == sharder.counters["segments_sent"] == 40 * len(packets)
+    finally:
+        ring.unlink()
+        wiring.stats.close()
