@@ -35,9 +35,12 @@ class WorkerLoop:
     """Reassembly, parsing, pairing and record building for the flows of one worker."""
 
     def __init__(self, cfg: Config, rules: Rules | None = None) -> None:
-        self.core = WorkerCore(cfg.limits, cfg.capture.ports)
+        rules = rules if rules is not None else load_rules(cfg)
+        # response bodies the rules always remove are never stored (memory of bodies in flight)
+        self.core = WorkerCore(cfg.limits, cfg.capture.ports,
+                               keep_response_bodies=not rules.drops("response_body"))
         self.builder = RecordBuilder(
-            rules if rules is not None else load_rules(cfg),
+            rules,
             cfg.limits,
             host=cfg.output.host_name,
             capture_details=cfg.output.capture_details,

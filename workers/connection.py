@@ -48,7 +48,7 @@ class Connection:
 
     __slots__ = (
         "a", "b", "ra", "rb", "pa", "pb", "client_is_a", "pending", "answered", "out",
-        "anomalies", "limits", "last_ts", "finished", "first_index",
+        "anomalies", "limits", "last_ts", "finished", "first_index", "keep_response_bodies",
     )
 
     def __init__(
@@ -61,8 +61,10 @@ class Connection:
         anomalies: Anomalies,
         budget: Budget,
         out: list[ApiCall],
+        keep_response_bodies: bool = True,
     ) -> None:
         self.a, self.b = a, b
+        self.keep_response_bodies = keep_response_bodies
         self.limits = limits
         self.anomalies = anomalies
         self.out = out

@@ -15,6 +15,8 @@ Strategy:
   flushed and evicted (counted). Out-of-order bytes of all connections share one budget.
 - ``server_ports`` (optional) tells which side is the server when no SYN was seen; without
   it the content decides (the side that sends a request line is the client).
+- ``keep_response_bodies=False`` (the logging rules remove every response body) makes the
+  parsers count response bodies without storing them: same calls, less memory.
 """
 from __future__ import annotations
 
@@ -42,7 +44,10 @@ class WorkerCore:
     """Turns decoded TCP segments into API calls (reassembly + HTTP/1.x + pairing)."""
 
     def __init__(
-        self, limits: CoreLimits | None = None, server_ports: Iterable[int] = ()
+        self,
+        limits: CoreLimits | None = None,
+        server_ports: Iterable[int] = (),
+        keep_response_bodies: bool = True,
     ) -> None:
         self.limits = limits or CoreLimits()
         self.server_ports = frozenset(server_ports)
@@ -52,6 +57,7 @@ class WorkerCore:
         self.out: list[ApiCall] = []
         self.idle_ns = int(self.limits.idle_timeout_s * 1e9)
         self.segments = 0
+        self.keep_response_bodies = keep_response_bodies
 
     @property
     def connection_count(self) -> int:
@@ -139,7 +145,7 @@ class WorkerCore:
                 client_is_a = False
         conn = Connection(
             (seg.src, seg.sport), (seg.dst, seg.dport), client_is_a, bool(flags & SYN),
-            self.limits, self.anomalies, self.budget, self.out,
+            self.limits, self.anomalies, self.budget, self.out, self.keep_response_bodies,
         )
         self.conns[key] = conn
         self.conns[(seg.dst, seg.dport, seg.src, seg.sport)] = conn

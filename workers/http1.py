@@ -62,6 +62,8 @@ class HalfParser(StartFinder):
         self.anomalies: Anomalies = conn.anomalies
         self.max_head = conn.limits.max_header_bytes
         self.max_body = conn.limits.max_body_bytes
+        self.keep_response_bodies = conn.keep_response_bodies
+        self.discard = False
         self.msg: HttpRequest | HttpResponse | None = None
         self.body: list[bytes] = []
         self.kept = 0

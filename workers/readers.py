@@ -14,7 +14,8 @@ Strategy: once a head is parsed, ``framing.py`` says how its body is delimited a
   ``http_body_after_no_body_status``). A gap or the end of the stream means no body.
 - Gaps: inside a counted body (LENGTH, CHUNK_DATA) or a close-delimited one, lost bytes are
   accounted for (``body_size``) and reading goes on; the message is marked incomplete.
-- Bodies keep at most ``max_body_bytes``; the rest is only counted (``body_size``).
+- Bodies keep at most ``max_body_bytes``; the rest is only counted (``body_size``). Response
+  bodies the logging rules always remove are only counted (``keep_response_bodies``).
 """
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from workers import framing
 from workers.anomalies import Anomalies, register
 from workers.framing import Framing
 
+from workers.message import HttpRequest
+
 if TYPE_CHECKING:
-    from workers.message import HttpRequest, HttpResponse
+    from workers.message import HttpResponse
 
 ANOMALIES = register(
     {
@@ -47,7 +50,7 @@ class BodyReader:
     """Body-reading states of a direction parser (a mixin: the parser owns the fields)."""
 
     __slots__ = ("state", "buf", "msg", "body", "kept", "remaining", "head_ts", "max_head",
-                 "max_body", "anomalies")
+                 "max_body", "anomalies", "keep_response_bodies", "discard")
     state: int
     buf: bytearray
     msg: HttpRequest | HttpResponse | None
@@ -59,6 +62,10 @@ class BodyReader:
     max_head: int
     max_body: int
     anomalies: Anomalies
+    keep_response_bodies: bool
+    """False when the logging rules remove every response body: bodies are then counted
+    (size, truncation) but not stored, which saves the memory of every body in flight."""
+    discard: bool
 
     def _finish(self, ts_ns: int) -> None:  # pragma: no cover - provided by the parser
         raise NotImplementedError
@@ -67,6 +74,7 @@ class BodyReader:
         if self.body:
             self.body = []
         self.kept = 0
+        self.discard = not self.keep_response_bodies and not isinstance(self.msg, HttpRequest)
         if how is Framing.LENGTH:
             self.remaining = length
             self.state = LENGTH
@@ -185,5 +193,6 @@ class BodyReader:
             piece = piece[:room]
             msg.body_truncated = True
             self.anomalies.hit("http_body_truncated")
-        self.body.append(piece)
+        if not self.discard:
+            self.body.append(piece)
         self.kept += len(piece)

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import C2S, S2C, conversation, run_core, summary
 from tests.workers.test_http1 import CL, WAYS, Case, get, ok, run_case
 from workers.core import WorkerCore
+from workers.limits import CoreLimits
 
 CASES = [
     # RFC 9110 8.6: a 304 may describe its representation's length without a body; only
@@ -66,3 +67,31 @@ def test_gap_inside_a_body_keeps_reading(lost: int, body: bytes, notes: tuple, m
     assert first[:4] == (b"GET", b"/1", b"", 200) and first[6] == notes
     assert first[4] == body.replace(missing, b"", 1) and calls[0].response.body_size == len(body)
     assert second == (b"GET", b"/2", b"", 200, b"two", (), ())
+
+
+def _bodies_case() -> list[tuple[str, bytes]]:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    return [(C2S, get(b"/a", CL + b"4\r\n") + b"ping"), (S2C, ok(b"x" * 3000)),
+            (C2S, get(b"/b")), (S2C, chunked),
+            (C2S, get(b"/c")), (S2C, ok(b"y" * 50))]
+
+
+@pytest.mark.parametrize("mss", [1460, 7])
+def test_response_bodies_the_rules_remove_are_counted_not_stored(mss: int) -> None:
+    """keep_response_bodies=False: the same calls, sizes, truncation and anomalies, but no
+    response body bytes held (request bodies stay: form fields come from them)."""
+    limits = CoreLimits(max_body_bytes=1000)
+    kept_core = WorkerCore(limits)
+    kept = run_core(conversation(_bodies_case(), mss=mss), kept_core)
+    lean_core = WorkerCore(limits, keep_response_bodies=False)
+    lean = run_core(conversation(_bodies_case(), mss=mss), lean_core)
+    assert len(lean) == len(kept) == 3
+    for a, b in zip(kept, lean):
+        assert a.request == b.request  # request bodies are kept either way
+        assert a.response is not None and b.response is not None
+        assert b.response.body == b""
+        assert (b.response.body_size, b.response.body_truncated, b.response.headers) == (
+            a.response.body_size, a.response.body_truncated, a.response.headers)
+    assert [c.response.body_size for c in kept] == [3000, 5, 50]
+    assert kept[0].response.body_truncated and kept[0].request.body == b"ping"
+    assert dict(lean_core.anomalies) == dict(kept_core.anomalies)
