@@ -43,7 +43,7 @@ class CaptureConfig:
     buffer_bytes: int = field(default=32 * MiB, metadata=_p(v.size(64 * 1024, 2**31 - 1)))
     timeout_ms: int = field(default=100, metadata=_p(v.whole(1, 10_000)))
     drop_pure_acks: bool = field(default=True, metadata=_p(v.boolean))
-    ring_bytes: int = field(default=16 * MiB, metadata=_p(v.size(1 * MiB, 1024 * MiB)))
+    ring_bytes: int = field(default=8 * MiB, metadata=_p(v.size(1 * MiB, 1024 * MiB)))
     engine: str = field(default="pcap", metadata=_p(v.engine))
     vxlan_ports: tuple[int, ...] = field(default=(4789,), metadata=_p(v.listof(_PORT)))
     vni_allow: tuple[int, ...] = field(default=(), metadata=_p(v.listof(v.whole(0, 2**24 - 1))))

@@ -15,7 +15,6 @@ Strategy:
 """
 from __future__ import annotations
 
-from collections import deque
 from workers.anomalies import Anomalies, register
 from workers.http1 import CLIENT, SERVER, UNKNOWN, HalfParser
 from workers.limits import CoreLimits
@@ -75,7 +74,9 @@ class Connection:
         self.pb = HalfParser(self, role_b, synced)
         self.ra = Reassembler(self.pa, anomalies, budget, limits.max_ooo_bytes_per_direction)
         self.rb = Reassembler(self.pb, anomalies, budget, limits.max_ooo_bytes_per_direction)
-        self.pending: deque[Exchange] = deque()
+        # a list, not a deque: an empty deque costs ~600 bytes per connection, and the queue
+        # is short (max_pending_requests)
+        self.pending: list[Exchange] = []
         self.answered: list[Exchange] = []  # answered, but the request body is still coming
         self.last_ts = 0
         self.finished = False
@@ -99,7 +100,7 @@ class Connection:
         self.pending.append(ex)
         if len(self.pending) > self.limits.max_pending_requests:
             self.anomalies.hit("http_excessive_pipelining")
-            old = self.pending.popleft()
+            old = self.pending.pop(0)
             self._emit(old.request, None, ["response-missing"])
         return ex
 
@@ -125,7 +126,7 @@ class Connection:
             self.anomalies.hit("http_response_without_request")
             self._emit(None, response, ["request-missing"])
             return
-        ex = self.pending.popleft()
+        ex = self.pending.pop(0)
         ex.response = response
         if ex.request_done:
             self._emit_exchange(ex)
@@ -156,7 +157,7 @@ class Connection:
             self._emit_exchange(ex)
         self.answered.clear()
         while self.pending:
-            ex = self.pending.popleft()
+            ex = self.pending.pop(0)
             self.anomalies.hit("http_request_without_response")
             self._emit(ex.request, None, ["response-missing"])
         self.ra.release()
