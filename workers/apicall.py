@@ -11,9 +11,10 @@ Rules:
 - Header names become lowercase keys, one detail per field in wire order, chunked trailers
   included; values are UTF-8, or latin-1 when not valid UTF-8 (never fails).
 - ``request_url`` is ``http://`` + Host (or the server address) + the target as sent (query
-  kept); absolute-form targets are used as is, CONNECT's authority-form target (``host:port``) is used as sent, ``*``
-  gives ``http://host/*``. Bytes that cannot appear in a URL (controls, space, DEL,
-  non-ASCII) are percent-encoded, so the URL is always printable ASCII (RFC 3986 section 2.1).
+  kept); absolute-form targets are used as is, CONNECT's authority-form target
+  (``host:port``) is used as sent, ``*`` gives ``http://host/*``. Bytes that cannot appear
+  in a URL (controls, space, DEL, non-ASCII) are percent-encoded, so the URL is always
+  printable ASCII (RFC 3986 section 2.1).
 - ``request_param:<lowercase name>``: one per query value and per field of an
   ``application/x-www-form-urlencoded`` body (``+`` and ``%xx`` decoded, WHATWG URL
   section 5.1), at most ``max_params`` per call.

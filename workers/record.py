@@ -16,6 +16,9 @@ Binary bodies under the ``base64`` policy go through the rules as ``request_body
 ``response_body`` (so the strict default removes them like any body) and, when kept, are
 written as ``request_body_base64`` / ``response_body_base64``: the exact bytes for NDJSON
 readers, while Resurface, which stores bodies as text, ignores those keys.
+
+``details`` + ``json`` is the general (reference) path; ``build`` writes the same bytes in
+one pass with ``workers/record_line.py``.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from workers.apicall import REQUEST_BODY_KEY, RESPONSE_BODY_KEY, to_details
 from workers.limits import CoreLimits
 from workers.message import ApiCall
 from workers.rules import Rules
-from workers.segment import ip_text
+from workers.record_line import LineBuilder
+from workers.record_plan import ip_text_cached as _ip_text
 
 #: Extension keys added when capture details are on (see the module docstring).
 CAPTURE_DETAIL_KEYS = (
@@ -60,6 +64,11 @@ class RecordBuilder:
         self.anomalies = anomalies if anomalies is not None else Anomalies()
         self.dropped_by_rules = 0
         self.built = 0
+        self._lines = LineBuilder(
+            rules, max_body_bytes=self.limits.max_body_bytes,
+            binary_policy=self.limits.binary_bodies, host=host,
+            capture_details=capture_details, realip_key=self.realip_key,
+            anomalies=self.anomalies)
 
     def details(self, call: ApiCall) -> list[list[str]] | None:
         """The message's details after rules, or None when the rules drop the call."""
@@ -94,7 +103,20 @@ class RecordBuilder:
         return kept
 
     def build(self, call: ApiCall) -> bytes | None:
-        """The call as one JSON line (no newline), or None when the rules drop it."""
+        """The call as one JSON line (no newline), or None when the rules drop it.
+
+        The one-pass ``LineBuilder`` (``workers/record_line.py``); the same bytes as
+        ``build_reference``, which serialises ``details``.
+        """
+        line = self._lines.build(call)
+        if line is None:
+            self.dropped_by_rules += 1
+            return None
+        self.built += 1
+        return line
+
+    def build_reference(self, call: ApiCall) -> bytes | None:
+        """``build`` by the general path: ``details`` (a list per detail) then ``json``."""
         details = self.details(call)
         if details is None:
             return None
@@ -128,17 +150,3 @@ def _capture_details(call: ApiCall) -> list[list[str]]:
     out += [["client_ip", _ip_text(cip)], ["client_port", str(cport)],
             ["server_ip", _ip_text(sip)], ["server_port", str(sport)]]
     return out
-
-
-_IP_TEXT: dict[bytes, str] = {}
-_IP_TEXT_MAX = 4096
-
-
-def _ip_text(packed: bytes) -> str:
-    """ip_text() behind a bounded cache: the same few addresses recur in every call."""
-    text = _IP_TEXT.get(packed)
-    if text is None:
-        if len(_IP_TEXT) >= _IP_TEXT_MAX:
-            _IP_TEXT.clear()
-        text = _IP_TEXT[packed] = ip_text(packed)
-    return text

@@ -26,7 +26,8 @@ look at keys, and keys repeat from call to call (``request_header:user-agent``),
 rules that apply to a key are worked out once and cached as a ``_KeyPlan``; most keys end up
 as the ``_KEEP`` or ``_DROP`` shortcut. The cache is bounded (``key_cache_max``): when full
 it is cleared and ``rules_key_cache_reset`` is counted. ``apply`` never raises: a malformed
-detail drops the message and counts ``rules_apply_error``.
+detail drops the message and counts ``rules_apply_error``. ``plan(key)`` and
+``apply_planned`` expose the same plans to the one-pass writer (``workers/record_line.py``).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class _KeyPlan:
 
     __slots__ = ("checks_stop", "stop", "stop_if_found", "stop_if", "unless_found", "unless",
                  "remove", "remove_unless_found", "remove_if_found", "remove_unless", "remove_if",
-                 "value_removal", "replace")
+                 "value_removal", "replace", "only_replace")
 
     def __init__(self, rules: tuple[Rule, ...], key: str) -> None:
         hits = [rule for rule in rules if rule.scope is not None and rule.scope.fullmatch(key)]
@@ -85,6 +86,9 @@ class _KeyPlan:
         self.replace = tuple((r.param, r.replacement) for r in hits if r.verb == "replace")
         self.checks_stop = bool(self.stop or self.stop_if_found or self.stop_if
                                 or self.unless_found or self.unless)
+        # only replace rules: the outcome is a pure function of the value
+        self.only_replace = bool(self.replace) and not (
+            self.checks_stop or self.remove or self.value_removal)
 
     def removes_value(self, value: str) -> bool:
         return (any(not p.search(value) for p in self.remove_unless_found)
@@ -95,6 +99,7 @@ class _KeyPlan:
 
 _KEEP = object()  # no rule looks at this key: keep the detail unless its value is empty
 _DROP = object()  # removed by a plain ``remove`` and no stop rule looks at it
+PLAN_KEEP, PLAN_DROP = _KEEP, _DROP  # what Rules.plan says for such keys
 
 
 class Rules:
@@ -120,6 +125,9 @@ class Rules:
         self._n_unless_found = verbs.count("stop_unless_found")
         self._n_unless = verbs.count("stop_unless")
         self._plans: dict[str, Any] = {}
+        # whether apply_planned may drop a message with no items (sample, stop_unless)
+        self.judges_every_message = self.sample is not None or bool(
+            self._n_unless_found or self._n_unless)
         if random_source is None:
             self._rand100: Callable[[], int] = partial(random.randrange, 100)
         elif isinstance(random_source, random.Random):
@@ -186,6 +194,53 @@ class Rules:
         if self.sample is not None and self._rand100() >= self.sample:
             return None
         return out or None
+
+    def plan(self, key: str) -> object:
+        """``PLAN_KEEP``, ``PLAN_DROP`` or a value-dependent plan for ``apply_planned``:
+        what the rules do with a detail of ``key``. Pure in ``key`` (callers may cache it)."""
+        plan = self._plans.get(key)
+        return self._plan(key) if plan is None else plan
+
+    def apply_planned(self, items: list[tuple[Any, str]]) -> list[str] | None:
+        """``apply`` for the (plan, value) pairs of one message's value-dependent details
+        (keep/drop details cannot stop or count, so they take no part; any order): the
+        value each ends with (``""``: removed), or ``None`` when the message is dropped."""
+        try:
+            return self._apply_planned(items)
+        except (TypeError, ValueError, IndexError):
+            self.anomalies.hit("rules_apply_error")
+            return None
+
+    def _apply_planned(self, items: list[tuple[Any, str]]) -> list[str] | None:
+        unless_found_hits = unless_hits = 0
+        out: list[str] = []
+        for plan, value in items:
+            if plan.checks_stop:
+                if plan.stop:
+                    return None
+                for p in plan.stop_if_found:
+                    if p.search(value):
+                        return None
+                for p in plan.stop_if:
+                    if p.fullmatch(value):
+                        return None
+                for p in plan.unless_found:
+                    if p.search(value):
+                        unless_found_hits += 1
+                for p in plan.unless:
+                    if p.fullmatch(value):
+                        unless_hits += 1
+            if plan.remove or (plan.value_removal and plan.removes_value(value)):
+                out.append("")
+                continue
+            for find, replacement in plan.replace:
+                value = find.sub(replacement, value)
+            out.append(value)
+        if unless_found_hits != self._n_unless_found or unless_hits != self._n_unless:
+            return None
+        if self.sample is not None and self._rand100() >= self.sample:
+            return None
+        return out
 
     def drops(self, key: str) -> bool:
         """True when a detail with ``key`` is always removed (a plain ``remove`` applies and

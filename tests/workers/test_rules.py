@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workers.anomalies import REGISTRY
-from workers.rules import ANOMALIES, Rules, parse
+from workers.rules import ANOMALIES, PLAN_DROP, PLAN_KEEP, Rules, parse
 
 MSG = [
     ["request_method", "POST"],
@@ -365,3 +365,33 @@ def test_property_apply_equals_rule_by_rule_reading(details: list[list[str]], wh
     """For any details, the one-pass apply gives what section 5.3 read literally gives."""
     rules = PROPERTY_RULES[which]
     assert rules.apply(details) == naive_apply(rules, details, lambda: 42)
+
+
+def planned_apply(rules: Rules, details: list[list[str]]) -> list[list[str]] | None:
+    """``apply`` rebuilt from ``plan`` + ``apply_planned``, as the line builder uses them."""
+    plans = [rules.plan(k) for k, _ in details]
+    judged = [i for i, p in enumerate(plans) if p is not PLAN_KEEP and p is not PLAN_DROP]
+    values = rules.apply_planned([(plans[i], details[i][1]) for i in judged])
+    if values is None:
+        return None
+    out = {i: v for i, v in zip(judged, values)}
+    kept = [[k, out.get(i, v)] for i, (k, v) in enumerate(details)
+            if plans[i] is not PLAN_DROP and out.get(i, v)]
+    return kept or None
+
+
+@pytest.mark.parametrize("rules_text", [rule[1] for rule in APPLY] + [
+    "include standard", "include strict", "include debug\nsample 50"])
+def test_plan_and_apply_planned_give_what_apply_gives(rules_text: str) -> None:
+    for draw in (0, 99):
+        assert planned_apply(parse(rules_text, random_source=lambda d=draw: d), MSG) == \
+            parse(rules_text, random_source=lambda d=draw: d).apply(MSG)
+
+
+@settings(max_examples=150, deadline=None)
+@given(details=st.lists(st.tuples(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)),
+                                  st.text(max_size=12)).map(list), max_size=12),
+       which=st.integers(0, len(PROPERTY_RULES) - 1))
+def test_property_apply_planned_equals_apply(details: list[list[str]], which: int) -> None:
+    rules = PROPERTY_RULES[which]
+    assert planned_apply(rules, details) == rules.apply(details)

@@ -1,0 +1,283 @@
+"""API call -> serialised Resurface message in one pass (the workers' hot path).
+
+Strategy: ``RecordBuilder.details`` builds every detail as a ``[key, value]`` list, filters
+the list with ``Rules.apply`` and hands the survivors to ``json``: three passes and many
+short-lived lists per call, most of them thrown away under the strict default rules. This
+module writes the same bytes in one pass. Each detail key (and each raw header name) is
+mapped once to an action (``workers/record_plan.py``): keep (the JSON text of the key is
+cached), drop (nothing built; a dropped body is not even decoded), pure replace (memoised)
+or value-dependent. Value-dependent details are placeholders that ``Rules.apply_planned``
+judges together at the end (stop rules, the stop_unless count, sample, removals,
+replacements), exactly as ``Rules.apply`` would: keep/drop details take no part in those.
+
+Order and content follow ``workers/apicall.py`` (``to_details``) and ``workers/record.py``
+(real-IP header, capture details, session fields; then markers and ``host``, which the
+rules never see). The capture details of a connection rarely change (versions, reason,
+4-tuple), so when the rules keep or drop them whatever their value, their JSON text is
+cached per connection (bounded). ``tests/workers/test_record_line.py`` pins the bytes
+against the general path (``RecordBuilder.build_reference``).
+"""
+from __future__ import annotations
+
+from json.encoder import encode_basestring
+from typing import Any
+
+from workers.anomalies import Anomalies
+from workers.apicall import (
+    _CONTENT_TYPE, _FORM, _HOST, _REQUEST_KEYS, _RESPONSE_KEYS, DEFAULT_MAX_PARAMS, NOTE_KEY,
+    REQUEST_BODY_KEY, RESPONSE_BODY_KEY, _body, _key, _params, _text, request_url,
+)
+from workers.bodies import content_type_info
+from workers.message import ApiCall, Headers
+from workers.record_plan import (
+    Parts, Replacer, action_for, fragment, ip_text_cached, prefix, put,
+)
+from workers.rules import PLAN_DROP, Rules
+
+_CACHE_MAX = 4096  # entries per cache (keys, header names, connections) before clearing
+_TAIL_KEYS = ("request_version", "response_version", "response_reason",
+              "client_ip", "client_port", "server_ip", "server_port")
+_NOTE, _REQUEST_MARK, _RESPONSE_MARK = (prefix(NOTE_KEY), prefix(REQUEST_BODY_KEY),
+                                        prefix(RESPONSE_BODY_KEY))
+_SIDES = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
+
+
+class LineBuilder:
+    """Serialises API calls byte for byte as ``RecordBuilder.build_reference`` does."""
+
+    def __init__(self, rules: Rules, *, max_body_bytes: int, binary_policy: str,
+                 host: str | None, capture_details: bool, realip_key: str | None,
+                 anomalies: Anomalies) -> None:
+        self.rules = rules
+        self.max_body_bytes = max_body_bytes
+        self.binary_policy = binary_policy
+        self.capture_details = capture_details
+        self.realip_key = realip_key
+        self.anomalies = anomalies
+        self._host = "" if not host else "," + prefix("host") + encode_basestring(host) + "]"
+        self._actions: dict[str, Any] = {}
+        # raw header name -> (action, special kind) or False (dropped, not special)
+        self._names: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})
+        self._tails: dict[tuple[Any, ...], str] = {}
+        act = self.action
+        self._method, self._url = act("request_method"), act("request_url")
+        self._code, self._now, self._interval = act("response_code"), act("now"), act("interval")
+        self._bodies = {(side, b64): action_for(rules, side, side + "_base64" if b64 else side)
+                        for side in ("request_body", "response_body") for b64 in (False, True)}
+        self._drops_request_body = self._bodies["request_body", False] is PLAN_DROP
+        self._drops_response_body = self._bodies["response_body", False] is PLAN_DROP
+        self._urls: dict[tuple[bytes, bytes], Any] = {}
+        self._url_memoisable = self._url.__class__ is str or self._url is PLAN_DROP or \
+            isinstance(self._url, Replacer)
+        self._tail_actions = tuple(act(k) for k in _TAIL_KEYS)
+        self._tail_cacheable = all(a.__class__ is str or a is PLAN_DROP
+                                   for a in self._tail_actions)
+
+    def action(self, key: str) -> Any:
+        """The cached action for details of ``key`` (see ``workers/record_plan.py``)."""
+        found = self._actions.get(key)
+        if found is None:
+            if len(self._actions) >= _CACHE_MAX:
+                self._actions.clear()
+            found = self._actions[key] = action_for(self.rules, key)
+        return found
+
+    def _name(self, name: bytes, side: int) -> Any:
+        head, cache = _SIDES[side]
+        key, kind = cache.get(name) or _key(name, head, cache)
+        action = self.action(key)
+        names = self._names[side]
+        if len(names) >= _CACHE_MAX:
+            names.clear()
+        entry = names[name] = False if action is PLAN_DROP and not kind else (action, kind)
+        return entry
+
+    def _headers(self, headers: Headers, side: int, parts: Parts, pending: list[int],
+                 ) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """``apicall._headers`` in JSON; returns (host, content-type, content-encoding)."""
+        host = ctype = cenc = None
+        names, enc = self._names[side], encode_basestring
+        for name, value in headers:
+            entry = names.get(name)
+            if entry is None:
+                entry = self._name(name, side)
+            if entry is False:
+                continue
+            action, kind = entry
+            if action is not PLAN_DROP:
+                try:
+                    text = value.decode()
+                except UnicodeDecodeError:
+                    text = value.decode("latin-1")
+                if action.__class__ is str:
+                    if text:
+                        parts.append(action + enc(text) + "]")
+                else:
+                    put(action, text, parts, pending)
+            if kind:
+                if kind == _HOST:
+                    host = value if host is None else host
+                elif kind == _CONTENT_TYPE:
+                    ctype = value if ctype is None else ctype
+                else:
+                    cenc = value if cenc is None else cenc + b"," + value
+        return host, ctype, cenc
+
+    def build(self, call: ApiCall) -> bytes | None:
+        """The call as one JSON line (no newline), or None when the rules drop it."""
+        parts: Parts = []
+        pending: list[int] = []
+        request, response = call.request, call.response
+        request_markers: list[str] = []
+        response_markers: list[str] = []
+        if request is not None:
+            action = self._method
+            if action.__class__ is str and request.method.isascii():
+                if request.method:
+                    parts.append(action + encode_basestring(request.method.decode()) + "]")
+            else:
+                put(action, _text(request.method), parts, pending)
+            url_at = len(parts)
+            parts.append(None)
+            host, ctype, cenc = self._headers(request.headers, 0, parts, pending)
+            parts[url_at] = url = self._url_fragment(request, host, call.server)
+            if url.__class__ is tuple:
+                pending.append(url_at)
+            self._request_rest(request, ctype, cenc, parts, pending, request_markers)
+        if response is not None:
+            status = response.status
+            if status is not None and self._code.__class__ is str:
+                parts.append(f'{self._code}"{status}"]')
+            else:
+                code = str(status) if status is not None else _text(response.status_raw)
+                if code:
+                    put(self._code, code, parts, pending)
+            _, ctype, cenc = self._headers(response.headers, 1, parts, pending)
+            if not self._drops_response_body:
+                _, text = _body(response, ctype, cenc, self.max_body_bytes, self.binary_policy,
+                                response_markers, self.anomalies)
+                if text:
+                    put(self._bodies["response_body", "base64" in response_markers], text,
+                        parts, pending)
+        first_ns = request.ts_first_ns if request is not None else (
+            response.ts_first_ns if response is not None else 0)
+        if first_ns > 0:
+            put(self._now, str(first_ns // 1_000_000), parts, pending)
+        if request is not None and response is not None and request.ts_first_ns > 0:
+            elapsed_ns = max((response.ts_last_ns or response.ts_first_ns)
+                             - request.ts_first_ns, 1000)
+            put(self._interval, f"{elapsed_ns // 1_000_000}.{elapsed_ns % 1_000_000 // 1000:03d}",
+                parts, pending)
+        if request is not None and self.realip_key is not None:
+            self._realip(call, parts, pending)
+        if self.capture_details:
+            self._tail(call, parts, pending)
+        if request is not None and self.rules.copy_session_field:
+            cookies = [v.decode("latin-1") for n, v in request.headers if n.lower() == b"cookie"]
+            for key, value in self.rules.session_fields(cookies):
+                put(self.action(key), value, parts, pending)
+        return self._finish(call, parts, pending, request_markers, response_markers)
+
+    def _url_fragment(self, request: Any, host: bytes | None, server: tuple[bytes, int]) -> Any:
+        """``request_url`` under its action, memoised per (target, Host) when that is pure."""
+        if host is None or not self._url_memoisable or request.method == b"CONNECT":
+            return fragment(self._url, request_url(request, host, server))
+        memo_key = (request.target, host)
+        text = self._urls.get(memo_key)
+        if text is None:
+            text = fragment(self._url, request_url(request, host, server))
+            if len(self._urls) >= _CACHE_MAX:
+                self._urls.clear()
+            self._urls[memo_key] = text
+        return text
+
+    def _request_rest(self, request: Any, ctype: bytes | None, cenc: bytes | None,
+                      parts: Parts, pending: list[int], markers: list[str]) -> None:
+        """Query and form parameters and the request body, as ``to_details`` has them."""
+        params: list[list[str]] = []
+        budget = DEFAULT_MAX_PARAMS
+        _, _, query = request.target.partition(b"?")
+        if query:
+            budget = _params(query.partition(b"#")[0], None, budget, params)
+        form = ctype is not None and content_type_info(ctype).media == _FORM
+        if form or not self._drops_request_body:
+            data, text = _body(request, ctype, cenc, self.max_body_bytes, self.binary_policy,
+                               markers, self.anomalies)
+        else:
+            data, text = b"", None
+        if data and budget >= 0 and ctype:
+            info = content_type_info(ctype)
+            if info.media == _FORM:
+                budget = _params(data, info.codec if info.charset else None, budget, params)
+        if budget < 0:
+            self.anomalies.hit("request_params_limit")
+        for key, value in params:
+            put(self.action(key), value, parts, pending)
+        if text:
+            put(self._bodies["request_body", "base64" in markers], text, parts, pending)
+
+    def _realip(self, call: ApiCall, parts: Parts, pending: list[int]) -> None:
+        """The real-IP header for a request without one (a dropped one counts as none: the
+        added detail is dropped as well, as in ``RecordBuilder.details``)."""
+        assert call.request is not None
+        for name, _ in call.request.headers:
+            if (_REQUEST_KEYS.get(name) or _key(name, *_SIDES[0]))[0] == self.realip_key:
+                return
+        put(self.action(self.realip_key), ip_text_cached(call.client[0]),  # type: ignore[arg-type]
+            parts, pending)
+
+    def _tail(self, call: ApiCall, parts: Parts, pending: list[int]) -> None:
+        """The capture details (record.py ``_capture_details``), cached per connection."""
+        request, response = call.request, call.response
+        rqv = request.version if request is not None else b""
+        rsv, reason = (response.version, response.reason) if response is not None else (b"", b"")
+        if not self._tail_cacheable:
+            self._tail_parts(rqv, rsv, reason, call, parts, pending)
+            return
+        cache_key = (rqv, rsv, reason, call.client, call.server)
+        text = self._tails.get(cache_key)
+        if text is None:
+            sub: Parts = []
+            self._tail_parts(rqv, rsv, reason, call, sub, [])
+            if len(self._tails) >= _CACHE_MAX:
+                self._tails.clear()
+            text = self._tails[cache_key] = ",".join(sub)
+        if text:
+            parts.append(text)
+
+    def _tail_parts(self, rqv: bytes, rsv: bytes, reason: bytes, call: ApiCall,
+                    parts: Parts, pending: list[int]) -> None:
+        a_rqv, a_rsv, a_reason, a_cip, a_cport, a_sip, a_sport = self._tail_actions
+        if rqv:
+            put(a_rqv, rqv.decode("latin-1").upper(), parts, pending)
+        if rsv:
+            put(a_rsv, rsv.decode("latin-1").upper(), parts, pending)
+        if reason:
+            put(a_reason, reason.decode("utf-8", "replace"), parts, pending)
+        (cip, cport), (sip, sport) = call.client, call.server
+        put(a_cip, ip_text_cached(cip), parts, pending)
+        put(a_cport, str(cport), parts, pending)
+        put(a_sip, ip_text_cached(sip), parts, pending)
+        put(a_sport, str(sport), parts, pending)
+
+    def _finish(self, call: ApiCall, parts: Parts, pending: list[int],
+                request_markers: list[str], response_markers: list[str]) -> bytes | None:
+        """Rules verdict on the value-dependent details, then markers, host and the text."""
+        enc = encode_basestring
+        if pending or self.rules.judges_every_message:
+            values = self.rules.apply_planned([parts[i][::2] for i in pending])
+            if values is None:
+                return None
+            for i, value in zip(pending, values):
+                parts[i] = parts[i][1] + enc(value) + "]" if value else None
+        if None in parts:
+            parts = [p for p in parts if p is not None]
+        if not parts:
+            return None
+        for note in call.notes:
+            parts.append(_NOTE + enc(note) + "]")
+        for marker in request_markers:
+            parts.append(_REQUEST_MARK + enc(marker) + "]")
+        for marker in response_markers:
+            parts.append(_RESPONSE_MARK + enc(marker) + "]")
+        return ("[" + ",".join(parts) + self._host + "]").encode("utf-8", "replace")
