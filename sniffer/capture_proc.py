@@ -35,6 +35,9 @@ from workers.decode import Decoder
 
 log = logging.getLogger(__name__)
 BATCH_SEGMENTS = 256
+GATHER_PACKETS = 64  # a live read smaller than this: nap GATHER_S before the next one
+GATHER_S = 0.001
+HOUSEKEEPING_S = 0.05
 BATCH_BYTES = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
 READ_BATCH_PACKETS = 1024
 MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
@@ -205,37 +208,62 @@ def open_handles(cfg: Config) -> list:  # noqa: ANN201 - list[pcap.pcap]
     return handles
 
 
+def kernel_stats(handles: list) -> dict[str, int]:
+    """Packets the kernel received and dropped, summed over the handles (pcap_stats)."""
+    kernel = {"kernel_received": 0, "kernel_dropped": 0, "interface_dropped": 0}
+    for h in handles:
+        recv, drop, ifdrop = h.stats()
+        kernel["kernel_received"] += recv
+        kernel["kernel_dropped"] += drop
+        kernel["interface_dropped"] += ifdrop
+    return kernel
+
+
 def capture_live(cfg: Config, sharder: Sharder, wiring: Wiring, stats: StatsReporter) -> None:
-    """Read every interface until the stop flag is set."""
+    """Read every interface until the stop flag is set.
+
+    Immediate mode hands over packets as they come, so a fast loop would read them one or
+    two at a time and pay the per-read cost (select, readpkts, a batch) for each. When a read
+    brings fewer than GATHER_PACKETS, the loop naps GATHER_S so the next read takes a batch
+    (latency +1 ms; the kernel buffer holds far more). Housekeeping (stop flag, ticks,
+    kernel statistics, counters) runs every HOUSEKEEPING_S, not per read.
+    """
     handles = open_handles(cfg)
     links = [h.datalink() for h in handles]
     fds = {h.fileno(): i for i, h in enumerate(handles)}
-    while not wiring.stop.is_set() and not orphaned(wiring):
-        ready, _, _ = select.select(list(fds), [], [], 0.05)
+    fd_list = list(fds)
+    next_housekeeping_s = 0.0
+    while True:
+        ready, _, _ = select.select(fd_list, [], [], 0.05)
+        got = 0
         for fd in ready:
             i = fds[fd]
             pkts = handles[i].readpkts()
             if pkts:
+                got += len(pkts)
                 sharder.packets(links[i], pkts)
-        now_ns = time.time_ns()
-        if now_ns >= sharder.next_tick_ns:
-            sharder.tick(max(now_ns, sharder.last_ts_ns))
-            kernel = {"kernel_received": 0, "kernel_dropped": 0, "interface_dropped": 0}
-            for h in handles:
-                recv, drop, ifdrop = h.stats()
-                kernel["kernel_received"] += recv
-                kernel["kernel_dropped"] += drop
-                kernel["interface_dropped"] += ifdrop
-            sharder.counters.update(kernel)
-        elif not ready:
+        now_s = time.monotonic()
+        if now_s >= next_housekeeping_s:
+            next_housekeeping_s = now_s + HOUSEKEEPING_S
+            if wiring.stop.is_set() or orphaned(wiring):
+                break
+            now_ns = time.time_ns()
+            if now_ns >= sharder.next_tick_ns:
+                sharder.tick(max(now_ns, sharder.last_ts_ns))
+                sharder.counters.update(kernel_stats(handles))
+            stats.maybe_send(sharder.all_counters())
+        if not ready:
             sharder.flush()  # quiet moment: do not hold a partial batch back
-        stats.maybe_send(sharder.all_counters())
+        elif got < GATHER_PACKETS:
+            time.sleep(GATHER_S)
     for h in handles:
         for _ in range(64):  # drain what the kernel still holds
             pkts = h.readpkts()
             if not pkts:
                 break
             sharder.packets(h.datalink(), pkts)
+    sharder.counters.update(kernel_stats(handles))  # the final word on kernel drops
+    for h in handles:
         h.close()
 
 
