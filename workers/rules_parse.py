@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Callable, NamedTuple
 
+from workers.rules_linear import LinearRunSub, linear_sub
 from workers.rules_regex import RegexError, Replacement, compile_java, compile_replacement
 
 #: The predefined sets, byte for byte as in logger-java (strict: the lookahead version).
@@ -54,7 +55,7 @@ class Rule(NamedTuple):
 
     verb: str
     scope: re.Pattern[str] | None = None
-    param: re.Pattern[str] | int | None = None
+    param: re.Pattern[str] | LinearRunSub | int | None = None
     replacement: Replacement | None = None
     """``replace`` only: the replacement, as ``pattern.sub`` takes it (see ``rules_regex``)."""
     line: str = ""
@@ -158,7 +159,7 @@ def parse_line(line: str) -> Rule | None:
         if verb in ("remove", "stop"):
             return Rule(verb, scope, line=line)
         if verb == "replace":
-            find = _searched(line, m.group(2))
+            find = linear_sub(_searched(line, m.group(2)))
             try:
                 replacement = compile_replacement(_inside(line, m.group(3)), find)
             except RegexError as exc:
