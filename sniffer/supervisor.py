@@ -32,7 +32,7 @@ import workers.decode  # noqa: F401
 from sniffer import __version__, aggregator_proc, capture_proc, codec, worker_proc
 from sniffer.config import Config
 from sniffer.metrics import RateMeter, Totals, WorkerStatus, prometheus_text, worker_loads
-from sniffer.pipeline import Wiring, child_entry
+from sniffer.pipeline import Wiring, child_entry, child_environment
 from sniffer.ring import Ring
 from sniffer.status import MetricsServer, final_summary, health_of, status_line
 
@@ -80,6 +80,7 @@ class Supervisor:
         return ring
 
     def _start(self, name: str, target: Any, *args: Any) -> None:
+        child_environment()
         proc = self.ctx.Process(target=child_entry, args=(target, self.cfg, self.wiring, *args),
                                 name=name, daemon=False)
         proc.start()
