@@ -48,9 +48,10 @@ def run(workers: int, ports: str = "") -> tuple[Sharder, list[list[tuple[int, in
         wiring.stats.close()
 
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CAPTURE), reason="no corpus capture")
+needs_corpus = pytest.mark.skipif(not os.path.exists(CAPTURE), reason="no corpus capture")
 
 
+@needs_corpus
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_every_segment_reaches_its_flows_worker_once_in_order(workers: int) -> None:
     decoder = Decoder()
@@ -68,6 +69,7 @@ def test_every_segment_reaches_its_flows_worker_once_in_order(workers: int) -> N
     assert sharder.counters["packets"] == sharder.index == len(list(iter_packets(CAPTURE)))
 
 
+@needs_corpus
 def test_the_flow_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(capture_proc, "MAX_CACHED_FLOWS", 4)
     sharder, packets, _ = run(2)
@@ -76,6 +78,7 @@ def test_the_flow_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(sharder.owners) <= 4
 
 
+@needs_corpus
 def test_the_port_filter_applies_to_files() -> None:
     _, packets, _ = run(2, ports="1")
     assert packets == [[], []]
