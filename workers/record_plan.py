@@ -63,10 +63,8 @@ class Replacer:
         text = self.memo.get(value)
         if text is not None:
             return text or None
-        out = value
         try:
-            for find, replacement in self.plan.replace:
-                out = find.sub(replacement, out)
+            out = self.plan.replaced(value)
         except (TypeError, ValueError, IndexError):
             return (self.plan, self.prefix, value)
         text = self.prefix + encode_basestring(out) + "]" if out else ""

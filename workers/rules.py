@@ -90,6 +90,21 @@ class _KeyPlan:
         self.only_replace = bool(self.replace) and not (
             self.checks_stop or self.remove or self.value_removal)
 
+    def stop_hits(self, value: str) -> tuple[int, int] | None:
+        """None when a stop rule drops the message on this value; else the value's hits on
+        the ``stop_unless_found`` and the ``stop_unless`` rules (the message needs all)."""
+        if (self.stop or any(p.search(value) for p in self.stop_if_found)
+                or any(p.fullmatch(value) for p in self.stop_if)):
+            return None
+        return (sum(1 for p in self.unless_found if p.search(value)),
+                sum(1 for p in self.unless if p.fullmatch(value)))
+
+    def replaced(self, value: str) -> str:
+        """``value`` after this key's ``replace`` rules, in file order."""
+        for find, replacement in self.replace:
+            value = find.sub(replacement, value)
+        return value
+
     def removes_value(self, value: str) -> bool:
         return (any(not p.search(value) for p in self.remove_unless_found)
                 or any(p.search(value) for p in self.remove_if_found)
@@ -150,7 +165,7 @@ class Rules:
         out: Details
         if not self._scoped:  # only flags and/or sample: just drop empty values
             out = [detail for detail in details if detail[1]]
-            if self.sample is not None and self._rand100() >= self.sample:
+            if not self._message_passes(0, 0):  # no stop_unless rules: the sample decides
                 return None
             return out or None
         plans, keep, drop = self._plans, _KEEP, _DROP
@@ -168,30 +183,18 @@ class Rules:
             if plan is drop:
                 continue
             if plan.checks_stop:
-                if plan.stop:
+                hits = plan.stop_hits(value)
+                if hits is None:
                     return None
-                for p in plan.stop_if_found:
-                    if p.search(value):
-                        return None
-                for p in plan.stop_if:
-                    if p.fullmatch(value):
-                        return None
-                for p in plan.unless_found:
-                    if p.search(value):
-                        unless_found_hits += 1
-                for p in plan.unless:
-                    if p.fullmatch(value):
-                        unless_hits += 1
+                unless_found_hits += hits[0]
+                unless_hits += hits[1]
             if plan.remove or (plan.value_removal and plan.removes_value(value)):
                 continue
             original = value
-            for find, replacement in plan.replace:
-                value = find.sub(replacement, value)
+            value = plan.replaced(value)
             if value:
                 out.append(detail if value is original else [key, value])
-        if unless_found_hits != self._n_unless_found or unless_hits != self._n_unless:
-            return None
-        if self.sample is not None and self._rand100() >= self.sample:
+        if not self._message_passes(unless_found_hits, unless_hits):
             return None
         return out or None
 
@@ -216,31 +219,24 @@ class Rules:
         out: list[str] = []
         for plan, value in items:
             if plan.checks_stop:
-                if plan.stop:
+                hits = plan.stop_hits(value)
+                if hits is None:
                     return None
-                for p in plan.stop_if_found:
-                    if p.search(value):
-                        return None
-                for p in plan.stop_if:
-                    if p.fullmatch(value):
-                        return None
-                for p in plan.unless_found:
-                    if p.search(value):
-                        unless_found_hits += 1
-                for p in plan.unless:
-                    if p.fullmatch(value):
-                        unless_hits += 1
+                unless_found_hits += hits[0]
+                unless_hits += hits[1]
             if plan.remove or (plan.value_removal and plan.removes_value(value)):
                 out.append("")
                 continue
-            for find, replacement in plan.replace:
-                value = find.sub(replacement, value)
-            out.append(value)
-        if unless_found_hits != self._n_unless_found or unless_hits != self._n_unless:
-            return None
-        if self.sample is not None and self._rand100() >= self.sample:
+            out.append(plan.replaced(value))
+        if not self._message_passes(unless_found_hits, unless_hits):
             return None
         return out
+
+    def _message_passes(self, unless_found_hits: int, unless_hits: int) -> bool:
+        """Every stop_unless rule was hit, and the message is in the sample."""
+        if unless_found_hits != self._n_unless_found or unless_hits != self._n_unless:
+            return False
+        return self.sample is None or self._rand100() < self.sample
 
     def drops(self, key: str) -> bool:
         """True when a detail with ``key`` is always removed (a plain ``remove`` applies and
