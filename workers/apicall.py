@@ -83,12 +83,41 @@ def _key(name: bytes, prefix: str, cache: dict[bytes, tuple[str, int]]) -> tuple
     return entry
 
 
+SpecialHeaders = tuple[bytes | None, bytes | None, bytes | None]
+"""(host, content-type, content-encoding) of one message."""
+
+
+def note_special(found: SpecialHeaders, kind: int, value: bytes) -> SpecialHeaders:
+    """``found`` after a header of ``kind`` (``_SPECIAL``): the first Host and the first
+    Content-Type count; Content-Encoding values are joined with commas."""
+    host, ctype, cenc = found
+    if kind == _HOST:
+        return found if host is not None else (value, ctype, cenc)
+    if kind == _CONTENT_TYPE:
+        return found if ctype is not None else (host, value, cenc)
+    return host, ctype, value if cenc is None else cenc + b"," + value
+
+
+def call_timing(call: ApiCall) -> tuple[str | None, str | None]:
+    """The ``now`` (first byte of the call, ms since the epoch) and ``interval`` (request's
+    first byte to response's last, ms with three decimals, at least 0.001) texts, or None."""
+    request, response = call.request, call.response
+    first_ns = request.ts_first_ns if request is not None else (
+        response.ts_first_ns if response is not None else 0)
+    now = str(first_ns // 1_000_000) if first_ns > 0 else None
+    interval = None
+    if request is not None and response is not None and request.ts_first_ns > 0:
+        elapsed_ns = max((response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns, 1000)
+        interval = f"{elapsed_ns // 1_000_000}.{elapsed_ns % 1_000_000 // 1000:03d}"
+    return now, interval
+
+
 def _headers(headers: Headers, prefix: str, cache: dict[bytes, tuple[str, int]],
              out: list[list[str]], drops: Drops | None = None,
              ) -> tuple[bytes | None, bytes | None, bytes | None]:
     """Append one detail per field (but those ``drops`` says the rules remove anyway);
     return (host, content-type, content-encoding)."""
-    host = ctype = cenc = None
+    found: SpecialHeaders = (None, None, None)
     for name, value in headers:
         key, kind = cache.get(name) or _key(name, prefix, cache)
         if drops is None or not drops(key):
@@ -97,13 +126,8 @@ def _headers(headers: Headers, prefix: str, cache: dict[bytes, tuple[str, int]],
             except UnicodeDecodeError:
                 out.append([key, value.decode("latin-1")])
         if kind:
-            if kind == _HOST:
-                host = value if host is None else host
-            elif kind == _CONTENT_TYPE:
-                ctype = value if ctype is None else ctype
-            else:
-                cenc = value if cenc is None else cenc + b"," + value
-    return host, ctype, cenc
+            found = note_special(found, kind, value)
+    return found
 
 
 def _url_text(raw: bytes) -> str:
@@ -251,13 +275,11 @@ def to_details(call: ApiCall, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                             response_markers, anomalies)
         if text:
             out.append(["response_body", text])
-    first_ns = request.ts_first_ns if request is not None else (
-        response.ts_first_ns if response is not None else 0)
-    if first_ns > 0:
-        out.append(["now", str(first_ns // 1_000_000)])
-    if request is not None and response is not None and request.ts_first_ns > 0:
-        elapsed_ns = max((response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns, 1000)
-        out.append(["interval", f"{elapsed_ns // 1_000_000}.{elapsed_ns % 1_000_000 // 1000:03d}"])
+    now, interval = call_timing(call)
+    if now is not None:
+        out.append(["now", now])
+    if interval is not None:
+        out.append(["interval", interval])
     out += [[NOTE_KEY, note] for note in call.notes]
     out += [[REQUEST_BODY_KEY, m] for m in request_markers]
     out += [[RESPONSE_BODY_KEY, m] for m in response_markers]

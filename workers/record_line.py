@@ -24,8 +24,9 @@ from typing import Any
 
 from workers.anomalies import Anomalies
 from workers.apicall import (
-    _CONTENT_TYPE, _FORM, _HOST, _REQUEST_KEYS, _RESPONSE_KEYS, DEFAULT_MAX_PARAMS, NOTE_KEY,
-    REQUEST_BODY_KEY, RESPONSE_BODY_KEY, _body, _key, _params, _text, request_url,
+    _FORM, _REQUEST_KEYS, _RESPONSE_KEYS, DEFAULT_MAX_PARAMS, NOTE_KEY, REQUEST_BODY_KEY,
+    RESPONSE_BODY_KEY, SpecialHeaders, _body, _key, _params, _text, call_timing, note_special,
+    request_url,
 )
 from workers.bodies import content_type_info
 from workers.message import ApiCall, Headers
@@ -95,7 +96,7 @@ class LineBuilder:
     def _headers(self, headers: Headers, side: int, parts: Parts, pending: list[int],
                  ) -> tuple[bytes | None, bytes | None, bytes | None]:
         """``apicall._headers`` in JSON; returns (host, content-type, content-encoding)."""
-        host = ctype = cenc = None
+        found: SpecialHeaders = (None, None, None)
         names, enc = self._names[side], encode_basestring
         for name, value in headers:
             entry = names.get(name)
@@ -115,13 +116,8 @@ class LineBuilder:
                 else:
                     put(action, text, parts, pending)
             if kind:
-                if kind == _HOST:
-                    host = value if host is None else host
-                elif kind == _CONTENT_TYPE:
-                    ctype = value if ctype is None else ctype
-                else:
-                    cenc = value if cenc is None else cenc + b"," + value
-        return host, ctype, cenc
+                found = note_special(found, kind, value)
+        return found
 
     def build(self, call: ApiCall) -> bytes | None:
         """The call as one JSON line (no newline), or None when the rules drop it."""
@@ -159,15 +155,11 @@ class LineBuilder:
                 if text:
                     put(self._bodies["response_body", "base64" in response_markers], text,
                         parts, pending)
-        first_ns = request.ts_first_ns if request is not None else (
-            response.ts_first_ns if response is not None else 0)
-        if first_ns > 0:
-            put(self._now, str(first_ns // 1_000_000), parts, pending)
-        if request is not None and response is not None and request.ts_first_ns > 0:
-            elapsed_ns = max((response.ts_last_ns or response.ts_first_ns)
-                             - request.ts_first_ns, 1000)
-            put(self._interval, f"{elapsed_ns // 1_000_000}.{elapsed_ns % 1_000_000 // 1000:03d}",
-                parts, pending)
+        now, interval = call_timing(call)
+        if now is not None:
+            put(self._now, now, parts, pending)
+        if interval is not None:
+            put(self._interval, interval, parts, pending)
         if request is not None and self.realip_key is not None:
             self._realip(call, parts, pending)
         if self.capture_details:
