@@ -54,6 +54,7 @@ class Supervisor:
     def __init__(self, cfg: Config, source: str | None, deadline_s: float) -> None:
         self.cfg = cfg
         self.ctx = mp.get_context("spawn")
+        child_environment()  # before any child starts: spawn copies the environment
         self.n = max(1, int(cfg.workers))
         self.deadline_s = deadline_s
         self.rings: list[Ring] = []
@@ -80,7 +81,6 @@ class Supervisor:
         return ring
 
     def _start(self, name: str, target: Any, *args: Any) -> None:
-        child_environment()
         proc = self.ctx.Process(target=child_entry, args=(target, self.cfg, self.wiring, *args),
                                 name=name, daemon=False)
         proc.start()

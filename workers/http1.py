@@ -23,6 +23,7 @@ Nothing here raises on traffic: odd input becomes a named anomaly.
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from workers import framing
@@ -46,6 +47,14 @@ ANOMALIES = register(
         "http09_request": "an HTTP/0.9 request line (no version)",
     }
 )
+
+
+def _response(status_line: re.Match[bytes], ts_first_ns: int) -> HttpResponse:
+    """A response from a ``framing.STATUS_LINE`` match (no 3-digit status: ``None``)."""
+    raw = status_line.group(2) or b""
+    status = int(raw) if len(raw) == 3 and raw.isdigit() else None
+    return HttpResponse(status, raw, status_line.group(3) or b"", status_line.group(1),
+                        ts_first_ns=ts_first_ns)
 
 
 class HalfParser(StartFinder):
@@ -174,9 +183,7 @@ class HalfParser(StartFinder):
             m = framing.STATUS_LINE.match(line)
             if m is None:
                 return False
-            raw = m.group(2) or b""
-            status = int(raw) if len(raw) == 3 and raw.isdigit() else None
-            msg = HttpResponse(status, raw, m.group(3) or b"", m.group(1), ts_first_ns=ts_ns)
+            msg = _response(m, ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD
@@ -239,11 +246,7 @@ class HalfParser(StartFinder):
             m = framing.STATUS_LINE.match(line)
             if m is not None:
                 self.conn.learn_role(self, SERVER)
-                raw = m.group(2) or b""
-                status = int(raw) if len(raw) == 3 and raw.isdigit() else None
-                self.msg = HttpResponse(
-                    status, raw, m.group(3) or b"", m.group(1), ts_first_ns=self.first_ts
-                )
+                self.msg = _response(m, self.first_ts)
                 self.state = HEAD
                 self.remaining = 0
                 return True

@@ -28,9 +28,9 @@ class LinearRunSub:
 
     __slots__ = ("pattern_obj", "member", "literal", "in_class")
 
-    def __init__(self, pattern: re.Pattern[str], char_class: str, literal: str) -> None:
+    def __init__(self, pattern: re.Pattern[str], member: re.Pattern[str], literal: str) -> None:
         self.pattern_obj = pattern
-        self.member = re.compile(char_class, pattern.flags)
+        self.member = member  # the leading class alone
         self.literal = literal
         self.in_class: dict[str, bool] = {}
 
@@ -81,4 +81,4 @@ def linear_sub(pattern: re.Pattern[str]) -> re.Pattern[str] | LinearRunSub:
         return pattern
     if member.fullmatch(literal):
         return pattern  # the literal belongs to the class: the shortcut does not hold
-    return LinearRunSub(pattern, char_class, literal)
+    return LinearRunSub(pattern, member, literal)
