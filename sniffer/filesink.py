@@ -261,4 +261,3 @@ class PathSink(StreamSink):
             log.error("PathSink: close failed: %s", exc)
             return False
         return ok
-

@@ -129,9 +129,9 @@ class Supervisor:
         snap = self._snapshot()
         rates = self.meter.update(snap)
         loads = worker_loads(self.per_process)
-        workers = {i: WorkerStatus(loads.get(i, 0.0), self.procs[f"worker-{i}"].is_alive(),
-                                   self.restarts[i]) for i in range(self.n)}
-        self.exposition = prometheus_text(snap, workers, {"version": __version__})
+        statuses = {i: WorkerStatus(loads.get(i, 0.0), self.procs[f"worker-{i}"].is_alive(),
+                                    self.restarts[i]) for i in range(self.n)}
+        self.exposition = prometheus_text(snap, statuses, {"version": __version__})
         if print_status:
             print(status_line(snap, rates, loads), file=sys.stderr, flush=True)
 

@@ -208,7 +208,8 @@ class Decoder(TunnelMixin):
         if frag & 0x3FFF:  # more-fragments flag or a fragment offset
             return self._drop("decode_ip_fragment")
         if proto == IPPROTO_TCP:
-            return self._tcp(buf, off + hlen, ip_end, buf[off + 12:off + 16], buf[off + 16:off + 20])
+            return self._tcp(buf, off + hlen, ip_end, buf[off + 12:off + 16],
+                             buf[off + 16:off + 20])
         if proto == IPPROTO_UDP:
             return self._udp(buf, off + hlen, ip_end, depth)
         if proto in IP_TUNNEL_PROTOCOLS:

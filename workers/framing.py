@@ -39,7 +39,9 @@ REQUEST_LINE = re.compile(
     rb"(" + _TOKEN + rb")[ \t]+([^ \t\r\n]+(?:[ \t]+[^ \t\r\n]+)*?)"
     rb"(?:[ \t]+([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?))?[ \t]*\r?$"
 )
-STATUS_LINE = re.compile(rb"([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?)(?:[ \t]+([^ \t\r\n]*))?(?:[ \t]+([^\r\n]*))?\r?$")
+STATUS_LINE = re.compile(
+    rb"([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?)(?:[ \t]+([^ \t\r\n]*))?(?:[ \t]+([^\r\n]*))?\r?$"
+)
 # Where a message may start when resynchronising: a request line with an HTTP/1.x version,
 # or a status line. Anchored at a line start by the callers.
 RESYNC_REQUEST = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/1\.[01]\r?\n")
