@@ -1,7 +1,8 @@
 """network-sniffer: passive capture of HTTP/1.x API calls (capture, process plumbing, CLI)."""
 from __future__ import annotations
 
-from importlib import resources
+from importlib import machinery, resources
+from pathlib import Path
 
 
 def _read_version() -> str:
@@ -13,3 +14,24 @@ def _read_version() -> str:
 
 #: The sniffer's version; the image build stamps it into sniffer/VERSION (SNIFFER_VERSION).
 __version__ = _read_version()
+
+
+def compiled_modules() -> list[str]:
+    """The modules of ``sniffer`` and ``workers`` that an import loads compiled (mypyc
+    extensions beside their sources, see setup.py), as dotted names, sorted."""
+    root = Path(__file__).resolve().parent.parent
+    suffixes = sorted(machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    found = set()
+    for package in ("sniffer", "workers"):
+        for path in (root / package).iterdir():
+            suffix = next((x for x in suffixes if path.name.endswith(x)), None)
+            if suffix is not None:
+                name = path.name[: -len(suffix)]
+                found.add(package if name == "__init__" else f"{package}.{name}")
+    return sorted(found)
+
+
+def build_description() -> str:
+    """``compiled (N modules)`` or ``interpreted``: how the hot path runs, for the logs."""
+    n = len(compiled_modules())
+    return f"hot path compiled ({n} modules)" if n else "hot path interpreted (pure Python)"

@@ -184,7 +184,7 @@ def read_source(path: str, sharder: Sharder, wiring: Wiring, stats: StatsReporte
                         return
     except PcapError as exc:
         sharder.counters["file_error"] = 1
-        stats.queue.put(("capture-error", {"message": str(exc)}))  # type: ignore[dict-item]
+        stats.queue.put(("capture-error", {"message": str(exc)}))
     finally:
         progress.done()
 

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 from collections.abc import Sequence
 
 from sniffer import __version__
@@ -42,7 +43,7 @@ def _workers(text: str) -> int | str:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 

@@ -45,7 +45,9 @@ from __future__ import annotations
 import enum
 import json
 import struct
+from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any
 
 from workers.segment import Segment
 
@@ -198,7 +200,7 @@ def decode_lines(buf: bytes | bytearray | memoryview) -> list[bytes]:
     return out
 
 
-def encode_keyed_lines(keys: list[int], lines: list[bytes]) -> bytes:
+def encode_keyed_lines(keys: Sequence[int], lines: Sequence[bytes]) -> bytes:
     """Encode lines and their u64 order keys (same length) into one KEYED_LINES frame."""
     n = len(lines)
     if len(keys) != n:
@@ -236,8 +238,11 @@ def _decode_blob(buf: bytes | bytearray | memoryview, kind: Kind) -> bytes:
     return data[_FH:]
 
 
-def encode_counters(counters: dict[str, int]) -> bytes:
-    """Encode a ``name -> count`` dict (a worker's counters) into one COUNTERS frame."""
+def encode_counters(counters: dict[Any, Any]) -> bytes:
+    """Encode a ``name -> count`` dict (a worker's counters) into one COUNTERS frame.
+
+    Typed ``Any`` on purpose: the check below is the contract (str -> int, bools refused).
+    """
     if not all(isinstance(k, str) and type(v) is int for k, v in counters.items()):
         raise CodecError("counters must map str -> int")
     return _encode_blob(Kind.COUNTERS, json.dumps(counters, separators=(",", ":")).encode())

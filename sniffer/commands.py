@@ -61,7 +61,10 @@ def run_command(cfg: Config) -> int:
     _rules(cfg)
     from sniffer.supervisor import run_pipeline
 
-    log.info("network-sniffer %s: %d worker(s)", _version(), int(cfg.workers))
+    from sniffer import build_description
+
+    log.info("network-sniffer %s: %d worker(s), %s", _version(), int(cfg.workers),
+             build_description())
     for line in cfg.describe():
         log.info("  %s", line)
     outcome = run_pipeline(cfg, None, 10.0)

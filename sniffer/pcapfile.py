@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 CHUNK_BYTES = 1 << 20
@@ -121,7 +121,7 @@ class PcapReader:
         return self._pos >= len(self._buf) and not self._peek(1)
 
     # -- pcap -------------------------------------------------------------------------------
-    def _pcap_packets(self) -> Iterator[Packet]:
+    def _pcap_packets(self) -> Generator[Packet, None, None]:
         assert self._pcap_format is not None
         for linktype, batch in self._pcap(*self._pcap_format, 1):
             ts_ns, frame = batch[0]
@@ -177,14 +177,14 @@ class PcapReader:
             self._file.close()
 
     # -- pcapng -----------------------------------------------------------------------------
-    def _pcapng(self) -> Iterator[Packet]:
+    def _pcapng(self) -> Generator[Packet, None, None]:
         try:
             yield from self._pcapng_blocks()
         finally:
             self._file.close()
 
     def _pcapng_batches(self, max_packets: int) -> Iterator[Batch]:
-        linktype, batch = -1, []
+        linktype, batch = -1, []  # type: tuple[int, list[tuple[int, bytes]]]
         try:
             for ts_ns, lt, frame in self._gen:
                 if lt != linktype and batch:

@@ -74,7 +74,7 @@ class WorkerShell:
         self.pending = []
         for i in range(0, len(pending), MAX_LINES_PER_FRAME):
             keys, lines = zip(*pending[i:i + MAX_LINES_PER_FRAME])
-            self._put(codec.encode_keyed_lines(keys, lines))  # type: ignore[arg-type]
+            self._put(codec.encode_keyed_lines(keys, lines))
 
     def _put(self, frame: bytes) -> None:
         if not put_waiting(self.out, frame, self.wiring):

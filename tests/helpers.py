@@ -6,7 +6,9 @@ test can then cut, reorder, duplicate or drop them and feed ``WorkerCore``.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from workers.core import WorkerCore
 from workers.message import ApiCall
@@ -103,3 +105,14 @@ def summary(calls: list[ApiCall]) -> list[tuple]:
             )
         )
     return out
+
+
+def compiled_modules_listed() -> list[str]:
+    """The dotted names of the modules setup.py compiles (its ``COMPILED`` list), sorted."""
+    spec = importlib.util.spec_from_file_location(
+        "_sniffer_setup", Path(__file__).resolve().parent.parent / "setup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # setup() itself only runs as __main__
+    names = [s[: -len(".py")].replace("/", ".") for s in module.COMPILED]
+    return sorted(n[: -len(".__init__")] if n.endswith(".__init__") else n for n in names)

@@ -22,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from tests import docker_support as ds
+from tests.helpers import compiled_modules_listed
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPO = ds.REPO
@@ -139,6 +140,16 @@ def test_runtime_has_the_package_and_every_install_requirement(image: str) -> No
     res = ds.run_rm(image, "-c", script, opts=("--entrypoint", "python3"))
     assert res.returncode == 0, res.stderr[-1500:]
     assert sorted(res.stdout.split()) == wanted
+
+
+def test_the_image_runs_the_hot_path_compiled(image: str) -> None:
+    script = ("import sniffer, workers.core, workers.http1\n"
+              "print(sniffer.build_description(), workers.core.__file__.endswith('.so'),"
+              " workers.http1.__file__.endswith('.so'))")
+    res = ds.run_rm(image, "-c", script, opts=("--entrypoint", "python3"))
+    assert res.returncode == 0, res.stderr[-1500:]
+    n = len(compiled_modules_listed())
+    assert res.stdout.split() == ["hot", "path", "compiled", f"({n}", "modules)", "True", "True"]
 
 
 # ------------------------------------------------------------------------------ health check

@@ -30,7 +30,7 @@ import encodings.aliases
 import zlib
 from typing import NamedTuple
 
-import brotli  # type: ignore[import-untyped]
+import brotli
 
 from workers.anomalies import register
 

@@ -108,7 +108,8 @@ class Decoder(TunnelMixin):
         except Exception:  # a bug, not bad input: never let one packet stop a worker
             return self._drop("decode_error")
 
-    def _drop(self, anomaly: str) -> None:
+    def _drop(self, anomaly: str) -> Segment | None:
+        """Count ``anomaly``; always None (no segment), so callers can return it."""
         self.anomalies.hit(anomaly)
         return None
 

@@ -13,7 +13,6 @@ The VNI allow-list applies to VXLAN and GENEVE alike.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 from workers.anomalies import Anomalies
 from workers.decode_link import ETH_TRANSPARENT_BRIDGING, VXLAN_FLAG_VNI
@@ -26,8 +25,6 @@ _ERSPAN_II = 0x88BE  # also type I when the GRE sequence flag is clear
 _ERSPAN_III = 0x22EB
 _GRE_CHECKSUM, _GRE_ROUTING, _GRE_KEY, _GRE_SEQUENCE = 0x8000, 0x4000, 0x2000, 0x1000
 
-_Layer = Callable[[bytes, int, int, int], "Segment | None"]
-
 
 class TunnelMixin:
     """UDP and IP-protocol tunnels; needs the layer methods of ``Decoder``."""
@@ -38,11 +35,24 @@ class TunnelMixin:
     teredo_port: int
     max_tunnel_depth: int
     anomalies: Anomalies
-    _ether: _Layer
-    _ipv4: _Layer
-    _ipv6: _Layer
-    _ethertype: Callable[[bytes, int, int, int, int], "Segment | None"]
-    _drop: Callable[[str], None]
+
+    # The decoder's layer methods (``Decoder`` overrides each; real methods, not attribute
+    # declarations, so compiled and interpreted code dispatch them the same way).
+    def _ether(self, buf: bytes, off: int, end: int, depth: int) -> Segment | None:
+        raise NotImplementedError
+
+    def _ipv4(self, buf: bytes, off: int, end: int, depth: int) -> Segment | None:
+        raise NotImplementedError
+
+    def _ipv6(self, buf: bytes, off: int, end: int, depth: int) -> Segment | None:
+        raise NotImplementedError
+
+    def _ethertype(self, buf: bytes, etype: int, off: int, end: int, depth: int
+                   ) -> Segment | None:
+        raise NotImplementedError
+
+    def _drop(self, anomaly: str) -> Segment | None:
+        raise NotImplementedError
 
     def _udp(self, buf: bytes, off: int, end: int, depth: int) -> Segment | None:
         """Open a UDP tunnel (VXLAN, GENEVE, Teredo) or count a plain datagram."""

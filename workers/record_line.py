@@ -211,12 +211,12 @@ class LineBuilder:
     def _realip(self, call: ApiCall, parts: Parts, pending: list[int]) -> None:
         """The real-IP header for a request without one (a dropped one counts as none: the
         added detail is dropped as well, as in ``RecordBuilder.details``)."""
-        assert call.request is not None
+        realip_key = self.realip_key
+        assert call.request is not None and realip_key is not None
         for name, _ in call.request.headers:
-            if (_REQUEST_KEYS.get(name) or _key(name, *_SIDES[0]))[0] == self.realip_key:
+            if (_REQUEST_KEYS.get(name) or _key(name, *_SIDES[0]))[0] == realip_key:
                 return
-        put(self.action(self.realip_key), ip_text_cached(call.client[0]),  # type: ignore[arg-type]
-            parts, pending)
+        put(self.action(realip_key), ip_text_cached(call.client[0]), parts, pending)
 
     def _tail(self, call: ApiCall, parts: Parts, pending: list[int]) -> None:
         """The capture details (record.py ``_capture_details``), cached per connection."""

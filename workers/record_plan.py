@@ -18,7 +18,7 @@ JSON strings are escaped with ``json.encoder.encode_basestring``: the very funct
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, cast
 
 from workers.rules import PLAN_DROP, PLAN_KEEP, Rules
 from workers.segment import ip_text
@@ -83,7 +83,7 @@ def action_for(rules: Rules, key: str, out_key: str | None = None) -> Any:
         return text
     if plan is PLAN_DROP:
         return PLAN_DROP
-    if plan.only_replace:  # type: ignore[attr-defined]
+    if cast(Any, plan).only_replace:  # a value-dependent plan (rules._KeyPlan)
         return Replacer(plan, text)
     return (plan, text)
 

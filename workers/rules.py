@@ -34,9 +34,11 @@ from __future__ import annotations
 import random
 import re
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from workers.anomalies import Anomalies, register
+from workers.rules_linear import LinearRunSub
+from workers.rules_regex import Replacement
 from workers.rules_parse import (  # noqa: F401  (re-exported: the public rules API)
     DEBUG_RULES,
     STANDARD_RULES,
@@ -83,7 +85,9 @@ class _KeyPlan:
         self.remove_unless = params("remove_unless")
         self.remove_if = params("remove_if")
         self.value_removal = any(r.verb in _VALUE_REMOVALS for r in hits)
-        self.replace = tuple((r.param, r.replacement) for r in hits if r.verb == "replace")
+        self.replace = tuple((cast("re.Pattern[str] | LinearRunSub", r.param),
+                              cast(Replacement, r.replacement))
+                             for r in hits if r.verb == "replace")
         self.checks_stop = bool(self.stop or self.stop_if_found or self.stop_if
                                 or self.unless_found or self.unless)
         # only replace rules: the outcome is a pure function of the value

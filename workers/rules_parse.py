@@ -159,9 +159,10 @@ def parse_line(line: str) -> Rule | None:
         if verb in ("remove", "stop"):
             return Rule(verb, scope, line=line)
         if verb == "replace":
-            find = linear_sub(_searched(line, m.group(2)))
+            searched = _searched(line, m.group(2))
+            find = linear_sub(searched)
             try:
-                replacement = compile_replacement(_inside(line, m.group(3)), find)
+                replacement = compile_replacement(_inside(line, m.group(3)), searched)
             except RegexError as exc:
                 raise RulesError(f"Invalid replacement ({m.group(3)}) in rule: {line}"
                                  f" ({exc})") from None

@@ -5,6 +5,7 @@ segment sizes; the calls must be identical each time (chunking makes no differen
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -218,7 +219,7 @@ def _comparable(calls: list) -> list:
     for c in calls:
         sides = []
         for m in (c.request, c.response):
-            d = {} if m is None else {k: getattr(m, k) for k in m.__slots__}
+            d = {} if m is None else {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
             sides.append({k: v for k, v in d.items() if not k.startswith("ts_")})
         out.append((sides, c.client, c.server, sorted(c.notes)))
     return out
