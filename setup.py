@@ -24,6 +24,9 @@ INTERPRETED = ["workers/limits.py"]
 COMPILED = sorted(set(glob.glob("workers/*.py", root_dir=HERE)) - set(INTERPRETED)) + [
     "sniffer/codec.py",
     "sniffer/flowhash.py",
+    "sniffer/merger.py",
+    "sniffer/pcapfile.py",
+    "sniffer/sharder.py",
     "sniffer/worker_loop.py",
 ]
 

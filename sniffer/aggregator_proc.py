@@ -4,138 +4,22 @@ Shell strategy: workers already paired requests with responses and serialised ea
 (pairing needs the request method to frame the response, so it happens where both
 directions of a connection meet: in the worker its flow hash picked), so the aggregator's
 work per call is a few byte moves; it cannot become the serial bottleneck.
-In ordered mode (``read``) calls are merged back into capture order: each line carries its
-order key and each worker reports how far it has got (``MARK``); a line is written once no
-worker can still produce an earlier one. The order is (key, arrival): the order a heap of
-``(key, arrival number, line)`` would pop. Each worker's lines are held in a run of parallel
-lists (keys, arrival numbers, lines) kept sorted; a worker's lines almost always arrive in key
-order, so a frame is appended with three C-level ``extend`` calls (a frame out of order marks
-the run for one sort before its next cut). A release cuts each run at the bound with
-``bisect``, merges the cut prefixes (one ``sorted`` over already sorted runs, only when more
-than one worker contributes) and hands the sink one list. What is held is bounded
-(``MAX_HELD_LINES``); past the bound the oldest lines are written anyway and counted
-(``order_relaxed``).
+The merge itself (ordered mode: back into capture order by the lines' keys) is
+``sniffer/merger.py``.
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import time
-from bisect import bisect_left
-from itertools import chain, islice, repeat
 
 from sniffer import codec
 from sniffer.config import Config
 from sniffer.outputs import open_output
+from sniffer.merger import Merger
 from sniffer.pipeline import StatsReporter, Wiring, child_setup, orphaned, release_rings
-from sniffer.sink import Sink
 from sniffer.worker_loop import load_rules
 
 log = logging.getLogger(__name__)
-MAX_HELD_LINES = 200_000
-
-
-class Merger:
-    """Writes lines to the sink, in key order when ``ordered``."""
-
-    def __init__(self, sink: Sink, workers: int, ordered: bool) -> None:
-        self.sink = sink
-        self.ordered = ordered
-        self.marks = [-1] * workers
-        self.ended = [False] * workers
-        # per worker, sorted by (key, arrival number) unless dirty: three parallel lists
-        self.keys: list[list[int]] = [[] for _ in range(workers)]
-        self.seqs: list[list[int]] = [[] for _ in range(workers)]
-        self.held: list[list[bytes]] = [[] for _ in range(workers)]
-        self.dirty = [False] * workers
-        self.held_lines = 0
-        self.seq = 0
-        self.counters = {"calls_out": 0, "order_relaxed": 0}
-
-    def lines(self, worker: int, frame: bytes) -> None:
-        """A KEYED_LINES frame from ``worker``."""
-        keys, lines = codec.decode_keyed_lines(frame)
-        n = len(lines)
-        if not self.ordered:
-            self.sink.write_many(lines)
-            self.counters["calls_out"] += n
-            return
-        if not n:
-            return
-        run = self.keys[worker]
-        if not self.dirty[worker] and ((run and keys[0] < run[-1]) or keys != sorted(keys)):
-            self.dirty[worker] = True
-        run += keys
-        self.seqs[worker] += range(self.seq, self.seq + n)
-        self.seq += n
-        self.held[worker] += lines
-        self.held_lines += n
-        if self.held_lines > MAX_HELD_LINES:
-            self._relax(self.held_lines - MAX_HELD_LINES)
-
-    def control(self, worker: int, word: str) -> None:
-        """A control word from ``worker``: MARK or END."""
-        parts = word.split()
-        if parts[0] == "MARK":
-            self.marks[worker] = int(parts[1])
-        elif parts[0] == "END":
-            self.ended[worker] = True
-        self.release()
-
-    def release(self) -> None:
-        """Write every held line that no worker can still precede."""
-        if not self.held_lines:
-            return
-        bound = None  # every line, once every worker has ended
-        if not all(self.ended):
-            bound = (min(m for m, e in zip(self.marks, self.ended) if not e) + 1) << 16
-        cuts = []
-        for w in range(len(self.keys)):
-            if self.keys[w]:
-                if self.dirty[w]:
-                    self._sort(w)
-                keys = self.keys[w]
-                cut = len(keys) if bound is None else bisect_left(keys, bound)
-                if cut:
-                    cuts.append((w, cut))
-        self._write_prefixes(cuts)
-
-    def _sort(self, w: int) -> None:
-        order = sorted(zip(self.keys[w], self.seqs[w], self.held[w]))
-        self.keys[w] = [t[0] for t in order]
-        self.seqs[w] = [t[1] for t in order]
-        self.held[w] = [t[2] for t in order]
-        self.dirty[w] = False
-
-    def _relax(self, excess: int) -> None:
-        """Write the ``excess`` oldest held lines now, out of the merge order's reach."""
-        for w, dirty in enumerate(self.dirty):
-            if dirty:
-                self._sort(w)
-        counts = [0] * len(self.keys)
-        runs = [zip(k, s, repeat(w)) for w, (k, s) in enumerate(zip(self.keys, self.seqs))]
-        for _, _, w in islice(heapq.merge(*runs), excess):
-            counts[w] += 1
-        self._write_prefixes([(w, c) for w, c in enumerate(counts) if c])
-        self.counters["order_relaxed"] += excess
-
-    def _write_prefixes(self, cuts: list[tuple[int, int]]) -> None:
-        """Write the first ``cut`` held lines of each worker ``w``, merged by (key, arrival)."""
-        if not cuts:
-            return
-        if len(cuts) == 1:
-            w, cut = cuts[0]
-            lines = self.held[w][:cut]
-        else:
-            merged = sorted(chain.from_iterable(
-                zip(self.keys[w][:cut], self.seqs[w][:cut], self.held[w][:cut])
-                for w, cut in cuts))
-            lines = [t[2] for t in merged]
-        for w, cut in cuts:
-            del self.keys[w][:cut], self.seqs[w][:cut], self.held[w][:cut]
-        self.held_lines -= len(lines)
-        self.counters["calls_out"] += len(lines)
-        self.sink.write_many(lines)
 
 
 def run_loop(merger: Merger, wiring: Wiring, stats: StatsReporter) -> None:

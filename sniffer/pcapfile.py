@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Generator, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CHUNK_BYTES = 1 << 20
 MAX_RECORD_BYTES = 256 << 20  # a larger caplen or block length means a damaged file
@@ -70,7 +70,7 @@ class PcapReader:
     def __iter__(self) -> Iterator[Packet]:
         return self._gen
 
-    def __next__(self) -> Packet:
+    def __next__(self) -> Any:  # Packet; Any because mypyc cannot compile a tuple __next__
         return next(self._gen)
 
     def batches(self, max_packets: int) -> Iterator[Batch]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sniffer import codec
 from sniffer.config import Config
 from workers.core import WorkerCore
 from workers.message import ApiCall
@@ -53,6 +54,18 @@ class WorkerLoop:
         """Take the packet with global ``index``; return the calls it completed."""
         calls = self.core.feed(ts_ns, seg, index)
         return self._lines(index, calls) if calls else []
+
+    def feed_frame(self, frame: bytes | bytearray | memoryview) -> list[Line]:
+        """Take every packet of a PACKETS ring frame; return the calls they completed.
+
+        The per-packet loop lives here, in compiled code, not in the process shell."""
+        out: list[Line] = []
+        core = self.core
+        for index, ts_ns, seg in codec.decode_packets(frame):
+            calls = core.feed(ts_ns, seg, index)
+            if calls:
+                out += self._lines(index, calls)
+        return out
 
     def tick(self, index: int, ts_ns: int) -> list[Line]:
         """Expire idle connections at packet time ``ts_ns`` (after packet ``index``)."""

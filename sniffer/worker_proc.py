@@ -43,11 +43,9 @@ class WorkerShell:
             t0 = time.monotonic()
             for frame in frames:
                 if codec.frame_kind(frame) is codec.Kind.PACKETS:
-                    feed = self.loop.feed
-                    for index, ts_ns, seg in codec.decode_packets(frame):
-                        lines = feed(index, ts_ns, seg)
-                        if lines:
-                            self.pending += lines
+                    lines = self.loop.feed_frame(frame)
+                    if lines:
+                        self.pending += lines
                     continue
                 word, *args = codec.decode_control(frame).split()
                 if word == "TICK":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sniffer import codec
 from sniffer.config import load_config
 from sniffer.worker_loop import WorkerLoop
 from tests.helpers import C2S, S2C, conversation
@@ -41,3 +42,19 @@ def test_response_bodies_are_stored_only_when_the_rules_can_keep_them(name: str)
     for packets in [*scenarios().values(), big]:
         assert lines_of(lean, packets) == lines_of(full, packets)
     assert dict(lean.core.anomalies) == dict(full.core.anomalies)
+
+
+@pytest.mark.parametrize("per_frame", [1, 7, 256])
+def test_a_ring_frame_gives_the_lines_of_its_packets_fed_one_by_one(per_frame: int) -> None:
+    cfg = load_config(None, {}, {"output.rules": "include debug", "output.host_name": "t"})
+    packets = [p for ps in scenarios().values() for p in ps]
+    one_by_one, framed = WorkerLoop(cfg), WorkerLoop(cfg)
+    expected = lines_of(one_by_one, packets)
+    got: list[tuple[int, bytes]] = []
+    for start in range(0, len(packets), per_frame):
+        items = [(i, packets[i].ts_ns, packets[i].seg)
+                 for i in range(start, min(start + per_frame, len(packets)))]
+        got += framed.feed_frame(codec.encode_packets(items))
+    got += framed.close(len(packets))
+    assert len(expected) > 30 and got == expected
+    assert framed.counters() == one_by_one.counters()

@@ -1,4 +1,4 @@
-"""Merger (sniffer/aggregator_proc.py) writes exactly what a heap of (key, arrival, line) would:
+"""Merger (sniffer/merger.py) writes exactly what a heap of (key, arrival, line) would:
 the same lines in the same order at the same moments, with the bound on held lines."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import heapq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sniffer import aggregator_proc, codec
-from sniffer.aggregator_proc import Merger
+from sniffer import codec
+from sniffer import merger as merger_module
+from sniffer.merger import Merger
 
 
 class ListSink:
@@ -89,11 +90,11 @@ def streams(draw: st.DrawFn) -> tuple[int, list[tuple[int, str, list[int]]]]:
 def test_merger_writes_what_the_heap_writes(
         case: tuple[int, list[tuple[int, str, list[int]]]], max_held: int, bounded: bool) -> None:
     max_held = max_held if bounded else 1 << 30
-    saved, aggregator_proc.MAX_HELD_LINES = aggregator_proc.MAX_HELD_LINES, max_held
+    saved, merger_module.MAX_HELD_LINES = merger_module.MAX_HELD_LINES, max_held
     try:
         check_against_the_heap(*case, max_held)
     finally:
-        aggregator_proc.MAX_HELD_LINES = saved
+        merger_module.MAX_HELD_LINES = saved
 
 
 def check_against_the_heap(workers: int, events: list[tuple[int, str, list[int]]],

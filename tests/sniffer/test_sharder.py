@@ -1,5 +1,6 @@
-"""Sharder (sniffer/capture_proc.py) over real rings and a real capture: every TCP segment goes
-once, with its packet index, to the worker its flow hash picks; both directions alike."""
+"""Sharder (sniffer/sharder.py, fed by capture_proc.read_source) over real rings and a real
+capture: every TCP segment goes once, with its packet index, to the worker its flow hash
+picks; both directions alike."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -7,8 +8,10 @@ import os
 
 import pytest
 
-from sniffer import capture_proc, codec
-from sniffer.capture_proc import Sharder, read_source
+from sniffer import codec
+from sniffer import sharder as sharder_module
+from sniffer.capture_proc import read_source
+from sniffer.sharder import Sharder
 from sniffer.config import load_config
 from sniffer.flowhash import flow_hash, worker_for
 from sniffer.pcapfile import iter_packets
@@ -71,7 +74,7 @@ def test_every_segment_reaches_its_flows_worker_once_in_order(workers: int) -> N
 
 @needs_corpus
 def test_the_flow_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_proc, "MAX_CACHED_FLOWS", 4)
+    monkeypatch.setattr(sharder_module, "MAX_CACHED_FLOWS", 4)
     sharder, packets, _ = run(2)
     flows = {frozenset({(s.src, s.sport), (s.dst, s.dport)}) for ps in packets for _, _, s in ps}
     assert len(flows) > 2  # the cache had to be cleared along the way

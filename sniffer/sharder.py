@@ -1,0 +1,154 @@
+"""Sharder: decoded TCP segments batched per worker, each flow always to the same worker.
+
+Strategy (the per-packet half of the capture process, compiled with mypyc; see setup.py):
+- Per packet: one ``Decoder.decode`` (a single ``unpack_from`` for the common frame), the
+  owning worker from a bounded flow cache (the symmetric ``flow_hash`` on a miss, so both
+  directions of a connection meet in one worker), one ``struct.pack`` of the item header
+  appended with the payload to that worker's parts list. A batch is joined into one ring
+  frame only when it is sent: at ``BATCH_SEGMENTS`` segments or ``BATCH_BYTES`` of payload
+  (at most an eighth of the smallest ring, so a frame always fits).
+- A full ring drops the frame and counts it (live) or waits for space (files: lossless).
+- ``tick`` flushes every batch and sends ``TICK`` to every worker once per second of packet
+  time (files) or wall time (live); ``end`` sends ``END``.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from sniffer import codec
+from sniffer.config import Config
+from sniffer.flowhash import flow_hash, worker_for
+from sniffer.pipeline import Wiring, put_waiting
+from sniffer.worker_loop import TICK_NS
+from workers.decode import Decoder
+
+BATCH_SEGMENTS = 256
+BATCH_BYTES = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
+MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
+
+
+class Sharder:
+    """Decodes, hashes and batches packets for the workers; owns the capture counters.
+
+    Per packet: one ``Decoder.decode`` (a single ``unpack_from`` for the common frame), the
+    owning worker from a bounded flow cache (``flow_hash`` on a miss), one ``struct.pack``
+    of the item header appended with the payload to that worker's parts list; a batch is
+    joined into one ring frame only when it is sent.
+    """
+
+    def __init__(self, cfg: Config, wiring: Wiring) -> None:
+        cap = cfg.capture
+        self.decoder = Decoder(vxlan_ports=tuple(cap.vxlan_ports),
+                               geneve_ports=tuple(cap.geneve_ports),
+                               vni_allow=frozenset(cap.vni_allow) or None)
+        self.ports = frozenset(cap.ports) if wiring.source else frozenset()
+        self.wiring = wiring
+        self.n = len(wiring.inputs)
+        # per worker: [item header, payload, item header, payload, ...] of the open batch
+        self.parts: list[list[bytes]] = [[] for _ in range(self.n)]
+        self.sizes = [0] * self.n  # payload bytes per batch
+        # a frame must fit its ring with room to spare: batches also end at a byte bound
+        self.batch_bytes = min(BATCH_BYTES, min((r.capacity_bytes for r in wiring.inputs),
+                                                default=BATCH_BYTES) // 8)
+        self.owners: dict[tuple[bytes, int, bytes, int], int] = {}  # flow -> worker
+        self.index = 0
+        self.counters = {"packets": 0, "segments_sent": 0, "ring_frames_dropped": 0,
+                         "ring_segments_dropped": 0}
+        self.next_tick_ns = 0
+        self.last_ts_ns = 0
+
+    def packets(self, linktype: int, batch: Iterable[tuple[int, bytes]]) -> None:
+        """Take packets ``(ts_ns, frame)`` of one link type."""
+        decode = self.decoder.decode
+        ports, n, all_parts, owners = self.ports, self.n, self.parts, self.owners
+        pack4, pack6 = codec.PACKET_V4.pack, codec.PACKET_V6.pack
+        limit = 2 * BATCH_SEGMENTS
+        sizes, batch_bytes = self.sizes, self.batch_bytes
+        ticking = bool(self.wiring.source)
+        next_tick_ns = self.next_tick_ns
+        index = start = self.index
+        ts_ns = self.last_ts_ns
+        try:
+            for ts_ns, frame in batch:
+                seg = decode(linktype, frame)
+                if seg is not None:
+                    src, sport, dst, dport, seq, ack, flags, payload = seg
+                    if not ports or sport in ports or dport in ports:
+                        if n == 1:
+                            w = 0
+                        else:
+                            flow = (src, sport, dst, dport)
+                            w = owners.get(flow, -1)
+                            if w < 0:
+                                w = self._owner(flow)
+                        parts = all_parts[w]
+                        parts.append(pack4(4, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                           flags, len(payload)) if len(src) == 4 else
+                                     pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                           flags, len(payload)))
+                        parts.append(payload)
+                        sizes[w] += len(payload)
+                        if len(parts) >= limit or sizes[w] >= batch_bytes:
+                            self._send(w)
+                index += 1
+                if ticking and ts_ns >= next_tick_ns:
+                    self.index = index
+                    self.tick(ts_ns)
+                    next_tick_ns = self.next_tick_ns
+        except struct.error as exc:  # a timestamp outside u64: a bug upstream, not traffic
+            raise codec.CodecError(f"packet field out of range: {exc}") from None
+        finally:
+            self.last_ts_ns = ts_ns
+            self.counters["packets"] += index - start
+            self.index = index
+
+    def _owner(self, flow: tuple[bytes, int, bytes, int]) -> int:
+        """The worker of a flow not in the cache (which is cleared when full: bounded)."""
+        if len(self.owners) + 2 > MAX_CACHED_FLOWS:
+            self.owners.clear()
+        w = worker_for(flow_hash(*flow), self.n)
+        self.owners[flow] = self.owners[(flow[2], flow[3], flow[0], flow[1])] = w
+        return w
+
+    def tick(self, ts_ns: int) -> None:
+        """Flush every batch and tell every worker that time reached ``ts_ns``."""
+        if self.next_tick_ns:
+            self.flush()
+            word = codec.encode_control(f"TICK {self.index - 1} {ts_ns}")
+            for ring in self.wiring.inputs:
+                put_waiting(ring, word, self.wiring)
+        self.next_tick_ns = ts_ns + TICK_NS
+
+    def flush(self) -> None:
+        """Send every non-empty batch."""
+        for w in range(self.n):
+            if self.parts[w]:
+                self._send(w)
+
+    def end(self) -> None:
+        """No more input: flush, then END to every worker."""
+        self.flush()
+        word = codec.encode_control(f"END {self.index}")
+        for ring in self.wiring.inputs:
+            put_waiting(ring, word, self.wiring)
+
+    def _send(self, w: int) -> None:
+        parts = self.parts[w]
+        self.parts[w] = []
+        self.sizes[w] = 0
+        count = len(parts) >> 1
+        frame = codec.packets_frame(count, parts)
+        ring = self.wiring.inputs[w]
+        ok = put_waiting(ring, frame, self.wiring) if self.wiring.lossless else ring.put(frame)
+        if ok:
+            self.counters["segments_sent"] += count
+        else:
+            self.counters["ring_frames_dropped"] += 1
+            self.counters["ring_segments_dropped"] += count
+
+    def all_counters(self) -> dict[str, int]:
+        """Capture counters plus the decoder's anomalies."""
+        out = dict(self.counters)
+        out.update(self.decoder.anomalies)
+        return out
