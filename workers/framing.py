@@ -74,26 +74,39 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
 
     Returns (start line, headers, offset of the body) when ``chunk`` begins with a start line
     and holds the blank line, every line ending in CRLF; None when the head is incomplete or
-    needs the general rules (leading blank lines, bare LF). The headers are exactly what
-    ``parse_header_lines`` gives; they are None when a line needs its rules (no colon, a
-    folded line, a stray CR): the caller then parses the lines between the start line and
-    the body with ``parse_header_lines``.
+    needs the general rules (leading blank lines, a bare LF, a start line ending in CR). The
+    headers are exactly what ``parse_header_lines`` gives; they are None when a line needs
+    its rules (no colon, a folded line, a stray CR): the caller then parses the lines between
+    the start line and the body with ``parse_header_lines``.
     """
     end = chunk.find(b"\r\n\r\n")
     if end <= 0 or chunk[0] in (13, 10):
         return None
     head = chunk[:end]
-    if head.count(b"\n") != head.count(b"\r\n"):
-        return None
     lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1 or lines[0][-1] == 13:  # a bare LF, a stray CR
+        return None
     headers: Headers = []
     for i in range(1, len(lines)):
         raw = lines[i]  # never empty: the first empty line ends the head
         name, sep, value = raw.partition(b":")
         if not sep or raw[0] in (32, 9) or raw[-1] == 13:
             return lines[0], None, end + 4
-        headers.append((name.strip(), value.strip()))
+        # what strip() would give, without the calls in the usual "Name: value" shape
+        if not name or _space(name[0]) or _space(name[-1]):
+            name = name.strip()
+        size = len(value)
+        if size > 1 and value[0] == 32 and not _space(value[1]) and not _space(value[-1]):
+            value = value[1:]
+        else:
+            value = value.strip()
+        headers.append((name, value))
     return lines[0], headers, end + 4
+
+
+def _space(byte: int) -> bool:
+    """Whether ``bytes.strip()`` removes this byte: ASCII space, or 9 to 13 (TAB LF VT FF CR)."""
+    return byte == 32 or 9 <= byte <= 13
 
 
 def parse_header_lines(lines: list[bytes], anomalies: Anomalies) -> Headers:

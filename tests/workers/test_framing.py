@@ -1,0 +1,44 @@
+"""framing.plain_head, the fast head split, against the general rules it must equal.
+
+Heads are drawn from an alphabet rich in what the rules treat specially (white space of every
+kind ``bytes.strip`` removes, CR, LF, colons): whenever ``plain_head`` accepts a head, its
+start line, headers and body offset must be exactly what the general path computes from the
+same bytes (``find_head_end`` + ``parse_header_lines``).
+"""
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from workers.anomalies import Anomalies
+from workers.framing import find_head_end, parse_header_lines, plain_head
+
+_ALPHABET = b"ab: \t\x0b\x0c\r\n:"
+_line = st.binary(max_size=12).map(lambda b: bytes(_ALPHABET[x % len(_ALPHABET)] for x in b))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_line, min_size=1, max_size=6), st.binary(max_size=4))
+@example([b"GET / HTTP/1.1", b"Host:  h ", b"X:\x0bv", b"Y : 1", b"Z:"], b"")
+@example([b"HTTP/1.1 200 OK", b"A: \t", b"B: b\x0c", b"C:  c"], b"body")
+def test_plain_head_equals_the_general_rules(lines: list[bytes], body: bytes) -> None:
+    chunk = b"\r\n".join(lines) + b"\r\n\r\n" + body
+    found = plain_head(chunk)
+    if found is None:
+        return
+    line, headers, body_start = found
+    end, start = find_head_end(chunk)  # type: ignore[misc]
+    assert body_start == start
+    general = bytes(chunk[:end]).split(b"\n")
+    assert line.removesuffix(b"\r") == general[0].removesuffix(b"\r")
+    if headers is not None:
+        assert headers == parse_header_lines(general[1:], Anomalies())
+
+
+def test_the_usual_shape_and_its_edges() -> None:
+    got = plain_head(b"GET / HTTP/1.1\r\nHost: h\r\nA:  b \r\nC:d\r\nE :\x0bf\r\n\r\nrest")
+    assert got == (b"GET / HTTP/1.1",
+                   [(b"Host", b"h"), (b"A", b"b"), (b"C", b"d"), (b"E", b"f")], 47)
+    assert plain_head(b"GET / HTTP/1.1\nHost: h\r\n\r\n") is None  # bare LF: general path
+    assert plain_head(b"GET / HTTP/1.1\r\nHost: h\r\n") is None  # no blank line yet
+    assert plain_head(b"GET / HTTP/1.1\r\n folded\r\n\r\n") == (b"GET / HTTP/1.1", None, 27)
