@@ -107,8 +107,12 @@ def call_timing(call: ApiCall) -> tuple[str | None, str | None]:
     now = str(first_ns // 1_000_000) if first_ns > 0 else None
     interval = None
     if request is not None and response is not None and request.ts_first_ns > 0:
-        elapsed_ns = max((response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns, 1000)
-        interval = f"{elapsed_ns // 1_000_000}.{elapsed_ns % 1_000_000 // 1000:03d}"
+        elapsed_ns = (response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns
+        if elapsed_ns < 1000:
+            elapsed_ns = 1000
+        # the microseconds zero-padded to three digits: "1xyz" without its "1"
+        micros = str(1000 + elapsed_ns % 1_000_000 // 1000)[1:]
+        interval = str(elapsed_ns // 1_000_000) + "." + micros
     return now, interval
 
 

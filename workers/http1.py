@@ -51,10 +51,10 @@ ANOMALIES = register(
 
 def _response(status_line: re.Match[bytes], ts_first_ns: int) -> HttpResponse:
     """A response from a ``framing.STATUS_LINE`` match (no 3-digit status: ``None``)."""
-    raw = status_line.group(2) or b""
+    version, raw, reason = status_line.groups()
+    raw = raw or b""
     status = int(raw) if len(raw) == 3 and raw.isdigit() else None
-    return HttpResponse(status, raw, status_line.group(3) or b"", status_line.group(1),
-                        ts_first_ns=ts_first_ns)
+    return HttpResponse(status, raw, reason or b"", version, ts_first_ns=ts_first_ns)
 
 
 class HalfParser(StartFinder):
@@ -175,10 +175,14 @@ class HalfParser(StartFinder):
         line, headers, body_start = found
         msg: HttpRequest | HttpResponse
         if self.role == CLIENT:
+            # a status line never matches REQUEST_LINE: "/" is not a method token character
             m = framing.REQUEST_LINE.match(line)
-            if m is None or not m.group(3) or line[:5].upper().startswith(b"HTTP/"):
+            if m is None:
                 return False
-            msg = HttpRequest(m.group(1), m.group(2), m.group(3), ts_first_ns=ts_ns)
+            method, target, version = m.groups()
+            if not version:
+                return False
+            msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
         else:
             m = framing.STATUS_LINE.match(line)
             if m is None:
@@ -225,10 +229,11 @@ class HalfParser(StartFinder):
         line = bytes(buf[:nl])
         self.first_ts = self.buf_ts
         if self.role != SERVER:
-            m = framing.REQUEST_LINE.match(line)
-            if m is not None and not line[:5].upper().startswith(b"HTTP/"):
+            m = framing.REQUEST_LINE.match(line)  # never a status line (see _whole_head)
+            if m is not None:
                 self.conn.learn_role(self, CLIENT)
-                method, target, version = m.group(1), m.group(2), m.group(3) or b""
+                method, target, version = m.groups()
+                version = version or b""
                 if not version and method != b"GET":  # HTTP/0.9 only ever had GET
                     self.anomalies.hit("http_bad_start_line")
                     self.state = RESYNC

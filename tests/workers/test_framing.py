@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from workers.anomalies import Anomalies
-from workers.framing import find_head_end, parse_header_lines, plain_head
+from workers.framing import REQUEST_LINE, find_head_end, parse_header_lines, plain_head
 
 _ALPHABET = b"ab: \t\x0b\x0c\r\n:"
 _line = st.binary(max_size=12).map(lambda b: bytes(_ALPHABET[x % len(_ALPHABET)] for x in b))
@@ -42,3 +42,10 @@ def test_the_usual_shape_and_its_edges() -> None:
     assert plain_head(b"GET / HTTP/1.1\nHost: h\r\n\r\n") is None  # bare LF: general path
     assert plain_head(b"GET / HTTP/1.1\r\nHost: h\r\n") is None  # no blank line yet
     assert plain_head(b"GET / HTTP/1.1\r\n folded\r\n\r\n") == (b"GET / HTTP/1.1", None, 27)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from([b"HTTP/", b"http/", b"HtTp/"]), st.binary(max_size=30))
+def test_a_status_line_never_matches_the_request_line(start: bytes, rest: bytes) -> None:
+    # http1 relies on it: "/" is not a method token character, so no check for "HTTP/"
+    assert REQUEST_LINE.match(start + rest) is None
