@@ -47,7 +47,7 @@ import json
 import struct
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import Any
+from typing import Any, Final
 
 from workers.segment import Segment
 
@@ -59,11 +59,11 @@ __all__ = [
     "packets_frame", "encode_keyed_lines", "decode_keyed_lines",
 ]
 
-CODEC_VERSION = 2
-FRAME_HEADER = struct.Struct("<BBI")
-PACKET_V4 = struct.Struct("<BQQ4s4sHHIIHI")
-PACKET_V6 = struct.Struct("<BQQ16s16sHHIIHI")
-LINE_LENGTH = struct.Struct("<I")
+CODEC_VERSION: Final = 2
+FRAME_HEADER: Final = struct.Struct("<BBI")
+PACKET_V4: Final = struct.Struct("<BQQ4s4sHHIIHI")
+PACKET_V6: Final = struct.Struct("<BQQ16s16sHHIIHI")
+LINE_LENGTH: Final = struct.Struct("<I")
 END = "END"
 
 
@@ -81,11 +81,14 @@ class CodecError(ValueError):
     """A frame could not be encoded or decoded: a bug indicator, never a traffic anomaly."""
 
 
-_KINDS = {k.value: k for k in Kind}
-_FH = FRAME_HEADER.size
-_P4, _P6 = PACKET_V4.size, PACKET_V6.size
-_PACK_V4, _PACK_V6 = PACKET_V4.pack, PACKET_V6.pack
-_UNPACK_V4, _UNPACK_V6 = PACKET_V4.unpack_from, PACKET_V6.unpack_from
+_KINDS: Final = {k.value: k for k in Kind}
+_FH: Final = FRAME_HEADER.size
+_P4: Final = PACKET_V4.size
+_P6: Final = PACKET_V6.size
+_PACK_V4: Final = PACKET_V4.pack
+_PACK_V6: Final = PACKET_V6.pack
+_UNPACK_V4: Final = PACKET_V4.unpack_from
+_UNPACK_V6: Final = PACKET_V6.unpack_from
 _new_tuple = tuple.__new__  # builds a Segment without the NamedTuple __new__ frame
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Final
 
 from sniffer import codec
 from sniffer.config import Config
@@ -23,8 +24,8 @@ from sniffer.pipeline import Wiring, put_waiting
 from sniffer.worker_loop import TICK_NS
 from workers.decode import Decoder
 
-BATCH_SEGMENTS = 256
-BATCH_BYTES = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
+BATCH_SEGMENTS: Final = 256
+BATCH_BYTES: Final = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
 MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
 
 

@@ -12,6 +12,7 @@ Time only advances with packets: ``tick()`` is called with packet time by the ca
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from sniffer import codec
 from sniffer.config import Config
@@ -22,7 +23,7 @@ from workers.rules import Rules, parse
 from workers.segment import Segment
 
 #: Packet time between two expiry passes over the connection table.
-TICK_NS = 1_000_000_000
+TICK_NS: Final = 1_000_000_000
 
 Line = tuple[int, bytes]  # (order key, serialised call)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from typing import Final
 
 from workers.anomalies import Anomalies, register
 from workers.bodies import body_text, content_type_info, decode_content
@@ -41,25 +42,28 @@ ANOMALIES = register({
 Drops = Callable[[str], bool]
 """Whether the logging rules would remove a detail with this key whatever its value."""
 
-NOTE_KEY = "custom_field:sniffer-note"
+NOTE_KEY: Final = "custom_field:sniffer-note"
 """One detail per ``ApiCall.notes`` entry, e.g. ``response-missing``."""
-REQUEST_BODY_KEY = "custom_field:sniffer-request-body"
+REQUEST_BODY_KEY: Final = "custom_field:sniffer-request-body"
 """What happened to the request body: truncated, not decodable, binary omitted, base64."""
-RESPONSE_BODY_KEY = "custom_field:sniffer-response-body"
+RESPONSE_BODY_KEY: Final = "custom_field:sniffer-response-body"
 """The same for the response body."""
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_PARAMS = 1000
 
-_FORM = b"application/x-www-form-urlencoded"
-_HOST, _CONTENT_TYPE, _CONTENT_ENCODING = 1, 2, 3
-_SPECIAL = {b"host": _HOST, b"content-type": _CONTENT_TYPE, b"content-encoding": _CONTENT_ENCODING}
-_MAX_CACHED_NAMES = 2048
-_REQUEST_KEYS: dict[bytes, tuple[str, int]] = {}
-_RESPONSE_KEYS: dict[bytes, tuple[str, int]] = {}
+_FORM: Final = b"application/x-www-form-urlencoded"
+_HOST: Final = 1
+_CONTENT_TYPE: Final = 2
+_CONTENT_ENCODING: Final = 3
+_SPECIAL: Final = {b"host": _HOST, b"content-type": _CONTENT_TYPE,
+                   b"content-encoding": _CONTENT_ENCODING}
+_MAX_CACHED_NAMES: Final = 2048
+_REQUEST_KEYS: Final[dict[bytes, tuple[str, int]]] = {}
+_RESPONSE_KEYS: Final[dict[bytes, tuple[str, int]]] = {}
 _HEX = "0123456789abcdefABCDEF"
-_UNHEX = {(a + b).encode(): bytes((int(a + b, 16),)) for a in _HEX for b in _HEX}
-_DECODE_MARKERS = {
+_UNHEX: Final = {(a + b).encode(): bytes((int(a + b, 16),)) for a in _HEX for b in _HEX}
+_DECODE_MARKERS: Final = {
     "body_decode_error": "content-encoding {} is corrupt; kept {} decoded bytes",
     "body_decode_truncated": "content-encoding {} stream ends early; kept {} decoded bytes",
     "body_bomb_limit": "content-encoding {} decodes to more than the limit; cut at {} bytes",

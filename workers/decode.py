@@ -26,6 +26,7 @@ of the captured bytes". Checksums are not verified: offloading makes them wrong 
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from workers.anomalies import Anomalies
 from workers.decode_link import (
@@ -37,19 +38,20 @@ from workers.decode_link import (
 from workers.decode_tunnel import TunnelMixin
 from workers.segment import Segment
 
-_IPV4 = struct.Struct("!BxHxxHxB").unpack_from  # ver/ihl, total length, flags/frag, protocol
-_IPV6 = struct.Struct("!4xHB").unpack_from  # payload length, next header
-_TCP = struct.Struct("!HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
-_U16 = struct.Struct("!H").unpack_from
-_U32 = struct.Struct("!I").unpack_from
-_U32_LE = struct.Struct("<I").unpack_from
+_IPV4: Final = struct.Struct("!BxHxxHxB").unpack_from  # ver/ihl, total length, flags/frag, protocol
+_IPV6: Final = struct.Struct("!4xHB").unpack_from  # payload length, next header
+_TCP: Final = struct.Struct("!HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
+_U16: Final = struct.Struct("!H").unpack_from
+_U32: Final = struct.Struct("!I").unpack_from
+_U32_LE: Final = struct.Struct("<I").unpack_from
 # Fast path, read from the EtherType on: EtherType, then IPv4 (ver/ihl, total length,
 # flags/fragment, protocol, addresses) + TCP, or IPv6 (version, payload length, next header,
 # addresses) + TCP. TCP: ports, seq, ack, data offset, flags.
-_FAST_V4 = struct.Struct("!HBxHxxHxBxx4s4sHHIIBB")  # 36 bytes
-_FAST_V6 = struct.Struct("!HB3xHBx16s16sHHIIBB")  # 56 bytes
-_FAST4, _FAST6 = _FAST_V4.unpack_from, _FAST_V6.unpack_from
-_FAST_ETHERTYPE_AT = {LINKTYPE_ETHERNET: 12, LINKTYPE_LINUX_SLL: 14}
+_FAST_V4: Final = struct.Struct("!HBxHxxHxBxx4s4sHHIIBB")  # 36 bytes
+_FAST_V6: Final = struct.Struct("!HB3xHBx16s16sHHIIBB")  # 56 bytes
+_FAST4: Final = _FAST_V4.unpack_from
+_FAST6: Final = _FAST_V6.unpack_from
+_FAST_ETHERTYPE_AT: Final = {LINKTYPE_ETHERNET: 12, LINKTYPE_LINUX_SLL: 14}
 _new_tuple = tuple.__new__  # builds the Segment without the NamedTuple __new__ frame
 
 

@@ -7,51 +7,53 @@ RFC 7348 (VXLAN), RFC 8926 (GENEVE) and RFC 4380 (Teredo).
 """
 from __future__ import annotations
 
+from typing import Final
+
 from workers.anomalies import register
 
 # LINKTYPE_* values as stored in pcap / pcapng files and reported by libpcap.
-LINKTYPE_NULL = 0  # BSD loopback, 4-byte address family in the capturing host's byte order
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW_BSD = 12  # DLT_RAW on most BSDs
-LINKTYPE_RAW_OPENBSD = 14  # DLT_RAW on OpenBSD
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108  # OpenBSD loopback, address family in network byte order
-LINKTYPE_LINUX_SLL = 113  # Linux cooked capture v1 (16-byte header), the old "any" device
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276  # Linux cooked capture v2 (20-byte header)
+LINKTYPE_NULL: Final = 0  # BSD loopback, 4-byte address family in the capturing host's byte order
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW_BSD: Final = 12  # DLT_RAW on most BSDs
+LINKTYPE_RAW_OPENBSD: Final = 14  # DLT_RAW on OpenBSD
+LINKTYPE_RAW: Final = 101
+LINKTYPE_LOOP: Final = 108  # OpenBSD loopback, address family in network byte order
+LINKTYPE_LINUX_SLL: Final = 113  # Linux cooked capture v1 (16-byte header), the old "any" device
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
+LINKTYPE_LINUX_SLL2: Final = 276  # Linux cooked capture v2 (20-byte header)
 
-RAW_IP_LINKTYPES = frozenset({LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, LINKTYPE_RAW})
+RAW_IP_LINKTYPES: Final = frozenset({LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, LINKTYPE_RAW})
 #: Every link type ``Decoder.decode`` accepts.
-SUPPORTED_LINKTYPES = frozenset(
+SUPPORTED_LINKTYPES: Final = frozenset(
     {LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2,
      LINKTYPE_IPV4, LINKTYPE_IPV6} | RAW_IP_LINKTYPES
 )
 
 # Address families in NULL / LOOP headers: AF_INET is 2 everywhere, AF_INET6 differs per OS
 # (Linux 10, NetBSD/OpenBSD 24, FreeBSD/DragonFly 28, macOS 30).
-AF_INET = 2
-AF_INET6_VALUES = frozenset({10, 24, 28, 30})
+AF_INET: Final = 2
+AF_INET6_VALUES: Final = frozenset({10, 24, 28, 30})
 
 # EtherTypes.
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
-ETH_VLAN_TAGS = frozenset({0x8100, 0x88A8, 0x9100})  # 802.1Q, 802.1ad (QinQ), old QinQ
-ETH_PPPOE_SESSION = 0x8864
-ETH_TRANSPARENT_BRIDGING = 0x6558  # GENEVE/GRE protocol type for an inner Ethernet frame
-PPP_IPV4 = 0x0021
-PPP_IPV6 = 0x0057
+ETH_IPV4: Final = 0x0800
+ETH_IPV6: Final = 0x86DD
+ETH_VLAN_TAGS: Final = frozenset({0x8100, 0x88A8, 0x9100})  # 802.1Q, 802.1ad (QinQ), old QinQ
+ETH_PPPOE_SESSION: Final = 0x8864
+ETH_TRANSPARENT_BRIDGING: Final = 0x6558  # GENEVE/GRE protocol type for an inner Ethernet frame
+PPP_IPV4: Final = 0x0021
+PPP_IPV6: Final = 0x0057
 
 # IP protocol / IPv6 next-header numbers.
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPV6_EXT_FRAGMENT = 44
-IPV6_EXT_AH = 51
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
+IPV6_EXT_FRAGMENT: Final = 44
+IPV6_EXT_AH: Final = 51
 #: Hop-by-hop, routing, fragment, destination options and AH (RFC 8200 section 4).
-IPV6_EXTENSIONS = frozenset({0, 43, IPV6_EXT_FRAGMENT, 60, IPV6_EXT_AH})
-IP_TUNNEL_PROTOCOLS = frozenset({4, 41, 47})  # IPv4-in-IP, IPv6-in-IP, GRE
+IPV6_EXTENSIONS: Final = frozenset({0, 43, IPV6_EXT_FRAGMENT, 60, IPV6_EXT_AH})
+IP_TUNNEL_PROTOCOLS: Final = frozenset({4, 41, 47})  # IPv4-in-IP, IPv6-in-IP, GRE
 
-VXLAN_FLAG_VNI = 0x08  # the "I" flag: the VNI field is valid (RFC 7348 section 5)
+VXLAN_FLAG_VNI: Final = 0x08  # the "I" flag: the VNI field is valid (RFC 7348 section 5)
 
 ANOMALIES = register({
     "decode_unknown_linktype": "packet of a link type the decoder does not know",

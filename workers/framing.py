@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from typing import Final
 
 from workers.anomalies import Anomalies, register
 from workers.message import Headers, HttpRequest
@@ -35,18 +36,18 @@ ANOMALIES = register(
 # A request line: method token, target, optional version. Targets may hold any byte except
 # CR/LF; white space runs are tolerated between the parts.
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-REQUEST_LINE = re.compile(
+REQUEST_LINE: Final = re.compile(
     rb"(" + _TOKEN + rb")[ \t]+([^ \t\r\n]+(?:[ \t]+[^ \t\r\n]+)*?)"
     rb"(?:[ \t]+([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?))?[ \t]*\r?$"
 )
-STATUS_LINE = re.compile(
+STATUS_LINE: Final = re.compile(
     rb"([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?)(?:[ \t]+([^ \t\r\n]*))?(?:[ \t]+([^\r\n]*))?\r?$"
 )
 # Where a message may start when resynchronising: a request line with an HTTP/1.x version,
 # or a status line. Anchored at a line start by the callers.
-RESYNC_REQUEST = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/1\.[01]\r?\n")
-RESYNC_STATUS = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
-HEAD_END = re.compile(rb"\r?\n\r?\n")
+RESYNC_REQUEST: Final = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/1\.[01]\r?\n")
+RESYNC_STATUS: Final = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
+HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 
 
 class Framing(Enum):

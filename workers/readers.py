@@ -19,7 +19,7 @@ Strategy: once a head is parsed, ``framing.py`` says how its body is delimited a
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Final, TYPE_CHECKING
 
 from workers import framing
 from workers.anomalies import Anomalies, register
@@ -38,12 +38,21 @@ ANOMALIES = register(
     }
 )
 
-START, RESYNC, HEAD, LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE, TUNNEL, DEAD = (
-    range(11)
-)
-MAYBE_BODY = 11
-BODY_STATES = (LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE)
-_HTTP = b"HTTP/"
+# parser states (Final: compiled code uses the numbers, not module look-ups)
+START: Final = 0
+RESYNC: Final = 1
+HEAD: Final = 2
+LENGTH: Final = 3
+CHUNK_SIZE: Final = 4
+CHUNK_DATA: Final = 5
+CHUNK_END: Final = 6
+TRAILERS: Final = 7
+CLOSE: Final = 8
+TUNNEL: Final = 9
+DEAD: Final = 10
+MAYBE_BODY: Final = 11
+BODY_STATES: Final = (LENGTH, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILERS, CLOSE)
+_HTTP: Final = b"HTTP/"
 
 
 class BodyReader:

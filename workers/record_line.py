@@ -20,7 +20,7 @@ against the general path (``RecordBuilder.build_reference``).
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, Final
 
 from workers.anomalies import Anomalies
 from workers.apicall import (
@@ -35,12 +35,13 @@ from workers.record_plan import (
 )
 from workers.rules import PLAN_DROP, Rules
 
-_CACHE_MAX = 4096  # entries per cache (keys, header names, connections) before clearing
-_TAIL_KEYS = ("request_version", "response_version", "response_reason",
-              "client_ip", "client_port", "server_ip", "server_port")
-_NOTE, _REQUEST_MARK, _RESPONSE_MARK = (prefix(NOTE_KEY), prefix(REQUEST_BODY_KEY),
-                                        prefix(RESPONSE_BODY_KEY))
-_SIDES = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
+_CACHE_MAX: Final = 4096  # entries per cache (keys, header names, connections) before clearing
+_TAIL_KEYS: Final = ("request_version", "response_version", "response_reason",
+                     "client_ip", "client_port", "server_ip", "server_port")
+_NOTE: Final = prefix(NOTE_KEY)
+_REQUEST_MARK: Final = prefix(REQUEST_BODY_KEY)
+_RESPONSE_MARK: Final = prefix(RESPONSE_BODY_KEY)
+_SIDES: Final = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
 
 
 class LineBuilder:

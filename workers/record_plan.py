@@ -18,7 +18,7 @@ JSON strings are escaped with ``json.encoder.encode_basestring``: the very funct
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from workers.rules import PLAN_DROP, PLAN_KEEP, Rules
 from workers.segment import ip_text
@@ -27,7 +27,7 @@ Parts = list[Any]
 """JSON texts of kept details, ``None`` for removed ones, (plan, prefix, value) placeholders."""
 
 _MEMO_MAX = 1024          # memoised values per Replacer before its memo is cleared
-_MEMO_VALUE_CHARS = 512   # longer values are replaced every time, never memoised
+_MEMO_VALUE_CHARS: Final = 512   # longer values are replaced every time, never memoised
 _IP_TEXT: dict[bytes, str] = {}
 _IP_TEXT_MAX = 4096
 

@@ -20,7 +20,7 @@ Strategy (a mixin of ``http1.HalfParser``, which owns the fields and the state m
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Final, TYPE_CHECKING
 
 from workers import framing
 from workers.anomalies import register
@@ -42,10 +42,12 @@ ANOMALIES = register(
     }
 )
 
-UNKNOWN, CLIENT, SERVER = 0, 1, 2  # roles
+UNKNOWN: Final = 0  # roles
+CLIENT: Final = 1
+SERVER: Final = 2
 # Plain HTTP inside a tunnel starts with a method and a space; TLS or WebSocket frames do not.
-_TUNNEL_REQUEST = re.compile(rb"[A-Za-z]{3,12} ")
-_TUNNEL_PREFIX = re.compile(rb"[A-Za-z]{0,12}")
+_TUNNEL_REQUEST: Final = re.compile(rb"[A-Za-z]{3,12} ")
+_TUNNEL_PREFIX: Final = re.compile(rb"[A-Za-z]{0,12}")
 
 
 class StartFinder(BodyReader):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 import re
 from functools import partial
-from typing import Any, Callable, cast
+from typing import Any, Callable, Final, cast
 
 from workers.anomalies import Anomalies, register
 from workers.rules_linear import LinearRunSub
@@ -58,7 +58,7 @@ ANOMALIES = register({
 
 Details = list[list[str]]
 RandomSource = random.Random | Callable[[], int]
-_VALUE_REMOVALS = ("remove_unless_found", "remove_if_found", "remove_unless", "remove_if")
+_VALUE_REMOVALS: Final = ("remove_unless_found", "remove_if_found", "remove_unless", "remove_if")
 
 
 class _KeyPlan:
@@ -116,9 +116,10 @@ class _KeyPlan:
                 or any(p.fullmatch(value) for p in self.remove_if))
 
 
-_KEEP = object()  # no rule looks at this key: keep the detail unless its value is empty
-_DROP = object()  # removed by a plain ``remove`` and no stop rule looks at it
-PLAN_KEEP, PLAN_DROP = _KEEP, _DROP  # what Rules.plan says for such keys
+_KEEP: Final = object()  # no rule looks at this key: keep the detail unless its value is empty
+_DROP: Final = object()  # removed by a plain ``remove`` and no stop rule looks at it
+PLAN_KEEP: Final = _KEEP  # what Rules.plan says for such keys
+PLAN_DROP: Final = _DROP
 
 
 class Rules:

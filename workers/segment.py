@@ -7,14 +7,14 @@ Addresses stay packed (4 bytes for IPv4, 16 for IPv6) until a record is written 
 from __future__ import annotations
 
 import ipaddress
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 # TCP header flag bits (RFC 9293 section 3.1).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
 
 
 class Segment(NamedTuple):

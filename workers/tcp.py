@@ -24,7 +24,7 @@ The consumer is any object with ``data(bytes, ts_ns)``, ``gap(nbytes, ts_ns)`` a
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from workers.anomalies import Anomalies, register
 from workers.segment import FIN, SYN
@@ -42,9 +42,9 @@ ANOMALIES = register(
     }
 )
 
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
-_RECENT_BYTES = 4096
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
+_RECENT_BYTES: Final = 4096
 
 
 class StreamConsumer(Protocol):
