@@ -5,11 +5,13 @@ strictly (path, content type, deflate, JSON shape, known keys); this subclass ke
 counts, so a run of hundreds of thousands of calls does not hold them all in memory. It runs
 as its own process (``python -m bench.endpoint``) so that neither its CPU nor its GIL mixes
 with the harness or with the sniffer's measured process tree. It prints its URL on the first
-line and, on SIGINT or SIGTERM, one JSON line of counts.
+line and, on SIGINT or SIGTERM, one JSON line of counts and of its own CPU seconds (it shares
+the machine's cores with the sniffer, so the report shows it).
 """
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import sys
 import threading
@@ -41,7 +43,9 @@ def main() -> int:
     done.wait()
     endpoint.stop()
     bad = sum(1 for r in endpoint.requests if r.status not in (0, 204))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"accepted": endpoint.accepted, "noted": endpoint.noted,
+                      "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
                       "requests": len(endpoint.requests), "rejected_requests": bad,
                       "rejections": dict(endpoint.rejections)}), flush=True)
     return 0

@@ -134,8 +134,12 @@ class Report:
         out += ["", "CPU seconds per process (sampled from /proc):", ""]
         for cap, m in rows:
             if m.tool != "tshark":
+                endpoint = m.extra.get("endpoint", {}).get("cpu_s")
                 out.append(f"- {m.label}: " + ", ".join(
-                    f"{k} {v:.1f}" for k, v in sorted(m.cpu_by_process.items())))
+                    f"{k} {v:.1f}" for k, v in sorted(m.cpu_by_process.items()))
+                    + ("" if endpoint is None else
+                       f"; the test endpoint itself (same 2 cores, not counted above) "
+                       f"{endpoint:.1f}"))
         self.raw["offline"] = [{**asdict(m), "true_calls": cap.true_calls} for cap, m in rows]
         self.lines(out)
 
