@@ -1,7 +1,10 @@
 """Where the time goes, per process: py-spy over ``network-sniffer read`` (every process).
 
-Strategy: ``py-spy record --subprocesses -f raw`` samples the supervisor and every child
-(active samples only: a process waiting on a ring or a socket costs nothing), writing one
+Strategy: ``py-spy record --subprocesses --native -f raw`` samples the supervisor and every
+child (active samples only: a process waiting on a ring or a socket costs nothing; native
+frames because the hot path is compiled: its functions show as ``CPyDef_<module>___<name>``
+of ``__native_network_sniffer_core.c``, and ``--native`` rules out ``--nonblocking``, so
+py-spy pauses each process briefly per sample), writing one
 collapsed stack per line, rooted at ``process PID:"cmdline"`` frames. The child's pid is
 named by the supervisor's ``started <name> (pid N)`` lines. Per process we report its share
 of all samples and its CPU seconds from /proc (py-spy's idle detection is a heuristic: a
@@ -53,7 +56,7 @@ def profile_read(pcap: Path, workers: int = 1, rate_hz: int = 200,
     tmp = Path(tempfile.mkdtemp(prefix="bench-prof-"))
     try:
         raw = tmp / "raw.txt"
-        argv = [exe, "record", "--subprocesses", "--nonblocking", "-r", str(rate_hz), "-f",
+        argv = [exe, "record", "--subprocesses", "--native", "-r", str(rate_hz), "-f",
                 "raw", "-o", str(raw), "--", *SNIFFER, "read", str(pcap.resolve()), "-o",
                 str(tmp / "calls.ndjson"), "--workers", str(workers)]
         res = MeasuredProcess(argv, env=_env({}, str(tmp)), cwd=str(tmp),
