@@ -9,7 +9,10 @@ Strategy (the per-packet half of the capture process, compiled with mypyc; see s
   (at most an eighth of the smallest ring, so a frame always fits).
 - A full ring drops the frame and counts it (live) or waits for space (files: lossless).
 - ``tick`` flushes every batch and sends ``TICK`` to every worker once per second of packet
-  time (files) or wall time (live); ``end`` sends ``END``.
+  time (files) or wall time (live); ``end`` sends ``END``. Files also get a ``SYNC`` every
+  ``SYNC_PACKETS`` packets between ticks: the workers answer ``MARK`` as for a tick but expire
+  nothing, so the ordered output streams (the first calls of a busy second used to wait for
+  its end) and expiry, hence the output, is exactly what ticks alone give.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from workers.decode import Decoder
 
 BATCH_SEGMENTS: Final = 256
 BATCH_BYTES: Final = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
+SYNC_PACKETS = 16384  # files: a SYNC to every worker after this many packets without a TICK
 MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before the cache clears
 
 
@@ -57,6 +61,8 @@ class Sharder:
         self.counters = {"packets": 0, "segments_sent": 0, "ring_frames_dropped": 0,
                          "ring_segments_dropped": 0}
         self.next_tick_ns = 0
+        self.synced_index = 0  # packet index of the last TICK or SYNC (files)
+        self.sync_packets = SYNC_PACKETS
         self.last_ts_ns = 0
 
     def packets(self, linktype: int, batch: Iterable[tuple[int, bytes]]) -> None:
@@ -93,10 +99,14 @@ class Sharder:
                         if len(parts) >= limit or sizes[w] >= batch_bytes:
                             self._send(w)
                 index += 1
-                if ticking and ts_ns >= next_tick_ns:
-                    self.index = index
-                    self.tick(ts_ns)
-                    next_tick_ns = self.next_tick_ns
+                if ticking:
+                    if ts_ns >= next_tick_ns:
+                        self.index = index
+                        self.tick(ts_ns)
+                        next_tick_ns = self.next_tick_ns
+                    elif index - self.synced_index >= self.sync_packets:
+                        self.index = index
+                        self.sync()
         except struct.error as exc:  # a timestamp outside u64: a bug upstream, not traffic
             raise codec.CodecError(f"packet field out of range: {exc}") from None
         finally:
@@ -112,6 +122,16 @@ class Sharder:
         self.owners[flow] = self.owners[(flow[2], flow[3], flow[0], flow[1])] = w
         return w
 
+    def sync(self) -> None:
+        """Flush every batch and ask every worker to report how far it got (``SYNC``: a
+        ``MARK`` back, no expiry), so an ordered aggregator releases calls as it goes rather
+        than once per second of packet time."""
+        self.flush()
+        word = codec.encode_control(f"SYNC {self.index - 1}")
+        for ring in self.wiring.inputs:
+            put_waiting(ring, word, self.wiring)
+        self.synced_index = self.index
+
     def tick(self, ts_ns: int) -> None:
         """Flush every batch and tell every worker that time reached ``ts_ns``."""
         if self.next_tick_ns:
@@ -119,6 +139,7 @@ class Sharder:
             word = codec.encode_control(f"TICK {self.index - 1} {ts_ns}")
             for ring in self.wiring.inputs:
                 put_waiting(ring, word, self.wiring)
+            self.synced_index = self.index
         self.next_tick_ns = ts_ns + TICK_NS
 
     def flush(self) -> None:

@@ -2,8 +2,9 @@
 
 Shell strategy: the work is ``WorkerLoop`` (the pure core plus the record builder); this
 module only moves frames. Output lines travel with their order keys (KEYED_LINES); after a
-``TICK`` the worker reports ``MARK <index>`` so an ordered aggregator knows how far this
-worker's calls are complete. Output frames wait for ring space rather than drop: the
+``TICK`` (and after a ``SYNC``, which expires nothing) the worker reports ``MARK <index>`` so
+an ordered aggregator knows how far this worker's calls are complete. Output frames wait
+for ring space rather than drop: the
 aggregator only moves bytes, so a full ring means a short stall, and calls are what the
 whole pipeline exists for.
 """
@@ -53,6 +54,9 @@ class WorkerShell:
                     self.pending += self.loop.tick(index, ts_ns)
                     self._send_lines()
                     self._put(codec.encode_control(f"MARK {index}"))
+                elif word == "SYNC":  # how far this worker got, nothing expired
+                    self._send_lines()
+                    self._put(codec.encode_control(f"MARK {args[0]}"))
                 elif word == "END":
                     self.pending += self.loop.close(int(args[0]))
                     self._send_lines()

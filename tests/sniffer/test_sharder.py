@@ -22,8 +22,8 @@ from workers.decode import Decoder
 CAPTURE = "/work/shared/corpus/pcaps/zeek-cab-multi-conn.pcap"
 
 
-def run(workers: int, ports: str = "") -> tuple[Sharder, list[list[tuple[int, int, object]]],
-                                                list[list[str]]]:
+def run(workers: int, ports: str = "", sync_packets: int | None = None,
+        ) -> tuple[Sharder, list[list[tuple[int, int, object]]], list[list[str]]]:
     """Read CAPTURE through a Sharder into real rings; return what each worker received."""
     env = {"SNIFFER_CAPTURE_PORTS": ports} if ports else {}
     cfg = load_config(None, env, {})
@@ -33,6 +33,8 @@ def run(workers: int, ports: str = "") -> tuple[Sharder, list[list[tuple[int, in
                     source=CAPTURE, ordered=True, lossless=True, parent_pid=os.getppid())
     try:
         sharder = Sharder(cfg, wiring)
+        if sync_packets is not None:
+            sharder.sync_packets = sync_packets
         read_source(CAPTURE, sharder, wiring, StatsReporter("capture", wiring))
         sharder.end()
         packets: list[list[tuple[int, int, object]]] = [[] for _ in range(workers)]
@@ -42,8 +44,8 @@ def run(workers: int, ports: str = "") -> tuple[Sharder, list[list[tuple[int, in
                 for frame in frames:
                     if codec.frame_kind(frame) is codec.Kind.PACKETS:
                         packets[w] += codec.decode_packets(frame)
-                    else:
-                        words[w].append(codec.decode_control(frame))
+                    else:  # with the count of packets before it, for the SYNC test
+                        words[w].append(f"{codec.decode_control(frame)} @{len(packets[w])}")
         return sharder, packets, words
     finally:
         for ring in rings:
@@ -67,7 +69,8 @@ def test_every_segment_reaches_its_flows_worker_once_in_order(workers: int) -> N
         assert [i for i, _, _ in got] == sorted(i for i, _, _ in got)  # capture order
         for _, _, seg in got:
             assert worker_for(flow_hash(seg.src, seg.sport, seg.dst, seg.dport), workers) == w
-        assert words[w][-1] == f"END {sharder.index}" and words[w][0].startswith("TICK ")
+        assert words[w][-1].startswith(f"END {sharder.index} @")
+        assert words[w][0].startswith("TICK ")
     assert sharder.counters["segments_sent"] == len(expected)
     assert sharder.counters["packets"] == sharder.index == len(list(iter_packets(CAPTURE)))
 
@@ -116,3 +119,16 @@ def test_batches_end_at_a_byte_bound_so_big_packets_always_fit_the_ring() -> Non
     finally:
         ring.unlink()
         wiring.stats.close()
+
+
+@needs_corpus
+def test_sync_words_mark_how_far_each_worker_was_sent() -> None:
+    sharder, packets, words = run(2, sync_packets=7)
+    syncs = [(w, word) for w in range(2) for word in words[w] if word.startswith("SYNC ")]
+    assert len(syncs) > 4
+    for w, word in syncs:
+        index, before = int(word.split()[1]), int(word.split("@")[1])
+        # every packet sent before the word is at or below its index, every later one above
+        assert all(i <= index for i, _, _ in packets[w][:before])
+        assert all(i > index for i, _, _ in packets[w][before:])
+    assert not [word for ws in run(2)[2] for word in ws if word.startswith("SYNC ")]
