@@ -72,13 +72,20 @@ extras=""
 # import prefers. They are rebuilt whenever a source, the build files, the interpreter or mypy
 # change (a stamp in the venv), and removed first, so a stale one never shadows a newer .py.
 # NETWORK_SNIFFER_PURE=1 installs without compiling (pure Python, same behaviour, slower).
+# Extensions carry the interpreter's tag (e.g. .cpython-311-x86_64-linux-gnu.so), so venvs of
+# other Pythons on the same checkout keep theirs; only this interpreter's are replaced.
 stamp_file="$VENV/.network-sniffer-build"
 stamp=$({ "$PY" --version; "$PY" -m mypy --version; echo "pure=${NETWORK_SNIFFER_PURE:-} $extras"
           cat setup.py setup.cfg pyproject.toml workers/*.py sniffer/*.py; } | sha256sum)
-if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ] \
+suffix=$("$PY" -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])')
+built=yes
+case "${NETWORK_SNIFFER_PURE:-}" in
+  ""|0) [ -e "network_sniffer_core__mypyc$suffix" ] || built=no ;;
+esac
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ] || [ "$built" = no ] \
    || ! "$PY" -c 'import sniffer, workers' 2>/dev/null; then
-  find workers sniffer -maxdepth 1 -name '*.so' -delete
-  rm -f network_sniffer_core__mypyc.*.so
+  find workers sniffer -maxdepth 1 -name "*$suffix" -delete
+  rm -f "network_sniffer_core__mypyc$suffix"
   say "installing network-sniffer$extras (hot path compiled by mypyc: about a minute)"
   "$PY" -m pip install -q --no-build-isolation -e ".$extras"
   echo "$stamp" >"$stamp_file"

@@ -16,17 +16,18 @@ def _read_version() -> str:
 __version__ = _read_version()
 
 
-def compiled_modules() -> list[str]:
+def compiled_modules(root: Path | None = None) -> list[str]:
     """The modules of ``sniffer`` and ``workers`` that an import loads compiled (mypyc
-    extensions beside their sources, see setup.py), as dotted names, sorted."""
-    root = Path(__file__).resolve().parent.parent
+    extensions beside their sources, see setup.py), as dotted names, sorted. ``root``: the
+    folder holding both packages (default: where this one is installed)."""
+    root = root or Path(__file__).resolve().parent.parent
     suffixes = sorted(machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
     found = set()
     for package in ("sniffer", "workers"):
         for path in (root / package).iterdir():
             suffix = next((x for x in suffixes if path.name.endswith(x)), None)
-            if suffix is not None:
-                name = path.name[: -len(suffix)]
+            name = path.name[: -len(suffix)] if suffix else ""
+            if name.isidentifier():  # not another interpreter's (codec.cpython-312-...)
                 found.add(package if name == "__init__" else f"{package}.{name}")
     return sorted(found)
 
