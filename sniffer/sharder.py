@@ -34,13 +34,8 @@ MAX_CACHED_FLOWS = 1 << 16  # flow -> worker entries (both directions) before th
 
 
 class Sharder:
-    """Decodes, hashes and batches packets for the workers; owns the capture counters.
-
-    Per packet: one ``Decoder.decode`` (a single ``unpack_from`` for the common frame), the
-    owning worker from a bounded flow cache (``flow_hash`` on a miss), one ``struct.pack``
-    of the item header appended with the payload to that worker's parts list; a batch is
-    joined into one ring frame only when it is sent.
-    """
+    """Decodes, hashes and batches packets for the workers (the module strategy says how);
+    owns the capture counters."""
 
     def __init__(self, cfg: Config, wiring: Wiring) -> None:
         cap = cfg.capture
