@@ -121,20 +121,12 @@ class Sharder:
         """Flush every batch and ask every worker to report how far it got (``SYNC``: a
         ``MARK`` back, no expiry), so an ordered aggregator releases calls as it goes rather
         than once per second of packet time."""
-        self.flush()
-        word = codec.encode_control(f"SYNC {self.index - 1}")
-        for ring in self.wiring.inputs:
-            put_waiting(ring, word, self.wiring)
-        self.synced_index = self.index
+        self._broadcast(f"SYNC {self.index - 1}")
 
     def tick(self, ts_ns: int) -> None:
         """Flush every batch and tell every worker that time reached ``ts_ns``."""
         if self.next_tick_ns:
-            self.flush()
-            word = codec.encode_control(f"TICK {self.index - 1} {ts_ns}")
-            for ring in self.wiring.inputs:
-                put_waiting(ring, word, self.wiring)
-            self.synced_index = self.index
+            self._broadcast(f"TICK {self.index - 1} {ts_ns}")
         self.next_tick_ns = ts_ns + TICK_NS
 
     def flush(self) -> None:
@@ -145,10 +137,16 @@ class Sharder:
 
     def end(self) -> None:
         """No more input: flush, then END to every worker."""
+        self._broadcast(f"END {self.index}")
+
+    def _broadcast(self, text: str) -> None:
+        """Flush every batch, then send the control word ``text`` to every worker (after
+        the packets before it, so a worker's answer covers them)."""
         self.flush()
-        word = codec.encode_control(f"END {self.index}")
+        word = codec.encode_control(text)
         for ring in self.wiring.inputs:
             put_waiting(ring, word, self.wiring)
+        self.synced_index = self.index
 
     def _send(self, w: int) -> None:
         parts = self.parts[w]

@@ -49,14 +49,11 @@ class WorkerShell:
                         self.pending += lines
                     continue
                 word, *args = codec.decode_control(frame).split()
-                if word == "TICK":
-                    index, ts_ns = int(args[0]), int(args[1])
-                    self.pending += self.loop.tick(index, ts_ns)
+                if word in ("TICK", "SYNC"):  # SYNC: how far this worker got, nothing expired
+                    if word == "TICK":
+                        self.pending += self.loop.tick(int(args[0]), int(args[1]))
                     self._send_lines()
-                    self._put(codec.encode_control(f"MARK {index}"))
-                elif word == "SYNC":  # how far this worker got, nothing expired
-                    self._send_lines()
-                    self._put(codec.encode_control(f"MARK {args[0]}"))
+                    self._put(codec.encode_control(f"MARK {int(args[0])}"))
                 elif word == "END":
                     self.pending += self.loop.close(int(args[0]))
                     self._send_lines()
