@@ -70,6 +70,15 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int] | N
     return m.start(), m.end()
 
 
+# Header lines seen recently -> their (name, value): most traffic repeats its header lines
+# byte for byte (Server, Content-Type, User-Agent...), and a repeat then costs one look-up
+# instead of a split and three new objects; the shared name objects keep their cached hash
+# for the look-ups downstream. Bounded: lines up to 256 bytes, 4,096 of them, cleared when full.
+_LINES: Final[dict[bytes, tuple[bytes, bytes]]] = {}
+_LINES_MAX: Final = 4096
+_LINE_MEMO_BYTES: Final = 256
+
+
 def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
     """A whole head at the start of ``chunk``, in the plain form almost all traffic uses.
 
@@ -88,8 +97,13 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
     if head.count(b"\n") != len(lines) - 1 or lines[0][-1] == 13:  # a bare LF, a stray CR
         return None
     headers: Headers = []
+    memo = _LINES
     for i in range(1, len(lines)):
         raw = lines[i]  # never empty: the first empty line ends the head
+        pair = memo.get(raw)
+        if pair is not None:
+            headers.append(pair)
+            continue
         name, sep, value = raw.partition(b":")
         if not sep or raw[0] in (32, 9) or raw[-1] == 13:
             return lines[0], None, end + 4
@@ -101,7 +115,12 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
             value = value[1:]
         else:
             value = value.strip()
-        headers.append((name, value))
+        pair = (name, value)
+        if len(raw) <= _LINE_MEMO_BYTES:
+            if len(memo) >= _LINES_MAX:
+                memo.clear()
+            memo[raw] = pair
+        headers.append(pair)
     return lines[0], headers, end + 4
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from workers import framing
 from workers.anomalies import Anomalies
 from workers.framing import REQUEST_LINE, find_head_end, parse_header_lines, plain_head
 
@@ -49,3 +50,20 @@ def test_the_usual_shape_and_its_edges() -> None:
 def test_a_status_line_never_matches_the_request_line(start: bytes, rest: bytes) -> None:
     # http1 relies on it: "/" is not a method token character, so no check for "HTTP/"
     assert REQUEST_LINE.match(start + rest) is None
+
+
+def test_repeated_header_lines_come_from_the_bounded_memo() -> None:
+    framing._LINES.clear()
+    head = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
+    first, second = plain_head(head), plain_head(head)
+    assert first == second == (b"HTTP/1.1 200 OK",
+                               [(b"Server", b"nginx"), (b"X-Long", b"v" * 300)], len(head))
+    assert first is not None and second is not None and first[1] is not None
+    assert second[1] is not None and second[1][0][1] is first[1][0][1]  # the memo's objects
+    assert second[1][1][1] is not first[1][1][1]  # a line over 256 bytes is parsed every time
+    assert list(framing._LINES) == [b"Server: nginx"]
+    for i in range(framing._LINES_MAX + 10):  # unique lines: the memo clears, never grows past
+        plain_head(b"GET / HTTP/1.1\r\nX-Id: %d\r\n\r\n" % i)
+        assert len(framing._LINES) <= framing._LINES_MAX
+    assert plain_head(b"GET / HTTP/1.1\r\nX-Id: 7\r\n\r\n") == (
+        b"GET / HTTP/1.1", [(b"X-Id", b"7")], 27)
