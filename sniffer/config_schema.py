@@ -73,6 +73,7 @@ class OutputConfig:
     read_deadline_s: float = field(default=60.0, metadata=_p(v.seconds()))
     host_name: str | None = field(default=None, metadata=_p(v.optional(v.text())))
     capture_details: bool = field(default=True, metadata=_p(v.boolean))
+    compress_level: int = field(default=1, metadata=_p(v.whole(1, 9)))
     ring_bytes: int = field(default=16 * MiB, metadata=_p(v.size(1 * MiB, 1024 * MiB)))
 
 

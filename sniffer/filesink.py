@@ -99,7 +99,7 @@ class RotatingFileSink(_BufferedSink):
 
     def __init__(self, directory: str | os.PathLike[str], rotate_bytes: int = 64 << 20,
                  rotate_s: float = 3600.0, max_total_bytes: int = 1 << 30,
-                 compress_level: int = 6, chunk_bytes: int = 256 << 10):
+                 compress_level: int = 1, chunk_bytes: int = 256 << 10):
         """Create ``directory`` if needed; numbering continues after files already there."""
         super().__init__(chunk_bytes)
         self.directory = Path(directory)

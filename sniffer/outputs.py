@@ -126,6 +126,7 @@ def _open_main(cfg: Config, rules: Rules) -> Destination:
             bundle_s=out.bundle_interval_s,
             queue_bytes=out.bundle_queue_size * out.bundle_bytes,
             read_timeout_s=out.request_timeout_s,
+            compress_level=out.compress_level,
         )
         spool_dir = out.spool_dir or os.path.join(_data_dir(cfg), "spool")
         sink = UrlSink(
@@ -145,4 +146,5 @@ def _data_dir(cfg: Config) -> str:
 
 def _rotating(cfg: Config, directory: str) -> RotatingFileSink:
     out = cfg.output
-    return RotatingFileSink(directory, out.rotate_bytes, out.rotate_s, out.max_total_bytes)
+    return RotatingFileSink(directory, out.rotate_bytes, out.rotate_s, out.max_total_bytes,
+                            compress_level=out.compress_level)

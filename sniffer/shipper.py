@@ -49,7 +49,7 @@ class ShipperSettings:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     retry_after_max_s: float = 300.0
-    compress_level: int = 6
+    compress_level: int = 1
     close_timeout_s: float = 10.0
 
 

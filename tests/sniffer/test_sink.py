@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
+from sniffer.config import load_config
 from sniffer.filesink import PathSink, RotatingFileSink, StreamSink
-from sniffer.sink import Sink
+from sniffer.outputs import open_output
 from sniffer.shipper import UrlSink
+from sniffer.sink import Sink
+from sniffer.worker_loop import load_rules
 
 
 def test_every_output_is_a_sink(tmp_path):
@@ -19,3 +24,36 @@ def test_every_output_is_a_sink(tmp_path):
 
 def test_something_without_close_is_not_a_sink():
     assert not isinstance(io.BytesIO(), Sink)
+
+
+def _opened(tmp_path, level: int, url: str | None = None):
+    overrides = {"output.compress_level": level, "output.data_dir": str(tmp_path / f"d{level}")}
+    if url:
+        overrides.update({"output.url": url, "output.rules": "allow_http_url"})
+    cfg = load_config(None, {}, overrides)
+    return open_output(cfg, load_rules(cfg)).sink
+
+
+@pytest.mark.parametrize("level,xfl", [(1, 4), (6, 0), (9, 2)])
+def test_gzip_output_files_use_the_configured_level(tmp_path, level, xfl):
+    sink = _opened(tmp_path, level)
+    sink.write_many([b'[["request_method","GET"],["custom_field:n","%d"]]' % i
+                     for i in range(2000)])
+    assert sink.close(1.0)
+    (written,) = (tmp_path / f"d{level}").glob("*.ndjson.gz")
+    assert written.read_bytes()[8] == xfl  # gzip XFL: 4 = fastest, 2 = best, 0 = between
+
+
+def test_url_bundles_are_deflated_at_the_configured_level(tmp_path, endpoint):
+    lines = [b'[["request_method","GET"],["request_url","http://a.test/%d"],'
+             b'["response_code","200"],["now","1700000000000"]]' % (i * 7919 % 10007)
+             for i in range(5000)]
+    wire = {}
+    for level in (1, 9):
+        before = sum(r.wire_bytes for r in endpoint.requests)
+        sink = _opened(tmp_path, level, endpoint.url)
+        sink.write_many(lines)
+        assert sink.close(5.0)
+        wire[level] = sum(r.wire_bytes for r in endpoint.requests) - before
+    assert len(endpoint.messages) == 2 * len(lines)
+    assert wire[9] < wire[1]  # the same calls, smaller at 9: the level reached zlib
