@@ -7,10 +7,10 @@ batch becomes a frame with one ``join`` (``packets_frame``). The worker unpacks 
 one ``unpack_from`` and builds the ``Segment`` without the NamedTuple constructor frame. Lines
 go back with their order keys and lengths in two arrays packed and unpacked with one call
 each. Layouts are ``struct.Struct`` constants with a field table, in the spirit of dpkt's
-``__hdr__``. Everything is little-endian (the hosts are x86-64 and arm64; frames never leave
-the machine).
+``__hdr__``. Frames never leave the machine; packet items are in network order (see below),
+everything else little-endian.
 
-Frame header (every frame), ``FRAME_HEADER`` = ``<BBI`` (6 bytes):
+Frame header (every frame), ``FRAME_HEADER`` = ``<BBI`` (6 bytes, little-endian):
 
     offset  width  field     meaning
     0       u8     version   CODEC_VERSION; a different value is a CodecError
@@ -18,8 +18,8 @@ Frame header (every frame), ``FRAME_HEADER`` = ``<BBI`` (6 bytes):
     2       u32    count     number of items that follow (counters/control: byte length)
 
 PACKETS item (capture -> worker): a header, then ``payload_len`` payload bytes. The first
-byte picks the layout: ``PACKET_V4`` = ``<BQQ4s4sHHIIHI`` (43 bytes), ``PACKET_V6`` =
-``<BQQ16s16sHHIIHI`` (67 bytes):
+byte picks the layout: ``PACKET_V4`` = ``!BQQ4s4sHHIIxBI`` (43 bytes), ``PACKET_V6`` =
+``!BQQ16s16sHHIIxBI`` (67 bytes):
 
     width      field        meaning
     u8         ip_version   4 or 6 (any other value is a CodecError)
@@ -28,11 +28,18 @@ byte picks the layout: ``PACKET_V4`` = ``<BQQ4s4sHHIIHI`` (43 bytes), ``PACKET_V
     4s or 16s  src, dst     packed source and destination addresses
     u16 u16    sport dport  TCP ports
     u32 u32    seq ack      raw TCP sequence and acknowledgment numbers
-    u16        flags        TCP flag bits (workers/segment.py)
+    u8         (ignored)    the TCP data offset byte, as the frame had it
+    u8         flags        TCP flag bits (workers/segment.py)
     u32        payload_len  TCP payload bytes that follow
 
+Items are in network byte order because from ``src`` to ``flags`` a PACKET_V4 item is the
+frame's own bytes: an IPv4 header without options ends with the two addresses and the TCP
+header starts with ports, seq, ack, data offset and flags. So the capture writes the common
+frame's item with one slice of those 22 bytes (``PACKET_V4_RAW`` = ``!BQQ22sI``, the same
+43 bytes) instead of decoding the fields and packing them again.
+
 KEYED_LINES (worker -> aggregator): ``count`` u64 order keys, then ``count`` u32 lengths, then
-the lines back to back. LINES item: ``u32 length`` then that many bytes. COUNTERS body: UTF-8
+the lines back to back (little-endian, as the frame header). LINES item: ``u32 length`` then that many bytes. COUNTERS body: UTF-8
 JSON object of str -> int. CONTROL body: an ASCII control word such as ``END`` ("end of
 input": the producer will send nothing more).
 
@@ -55,14 +62,15 @@ __all__ = [
     "CODEC_VERSION", "CodecError", "Kind", "FRAME_HEADER", "frame_kind",
     "encode_lines", "decode_lines",
     "encode_counters", "decode_counters", "encode_control", "decode_control", "END",
-    "encode_packets", "decode_packets", "PACKET_V4", "PACKET_V6", "pack_packet",
+    "encode_packets", "decode_packets", "PACKET_V4", "PACKET_V6", "PACKET_V4_RAW", "pack_packet",
     "packets_frame", "encode_keyed_lines", "decode_keyed_lines",
 ]
 
-CODEC_VERSION: Final = 2
+CODEC_VERSION: Final = 3
 FRAME_HEADER: Final = struct.Struct("<BBI")
-PACKET_V4: Final = struct.Struct("<BQQ4s4sHHIIHI")
-PACKET_V6: Final = struct.Struct("<BQQ16s16sHHIIHI")
+PACKET_V4: Final = struct.Struct("!BQQ4s4sHHIIxBI")
+PACKET_V6: Final = struct.Struct("!BQQ16s16sHHIIxBI")
+PACKET_V4_RAW: Final = struct.Struct("!BQQ22sI")  # PACKET_V4 with src..flags as frame bytes
 LINE_LENGTH: Final = struct.Struct("<I")
 END = "END"
 

@@ -1,10 +1,14 @@
 """Sharder: decoded TCP segments batched per worker, each flow always to the same worker.
 
 Strategy (the per-packet half of the capture process, compiled with mypyc; see setup.py):
-- Per packet: one ``Decoder.decode`` (a single ``unpack_from`` for the common frame), the
-  owning worker from a bounded flow cache (the symmetric ``flow_hash`` on a miss, so both
-  directions of a connection meet in one worker), one ``struct.pack`` of the item header
-  appended with the payload to that worker's parts list. A batch is joined into one ring
+- Per packet of the common frame (Ethernet or SLL, plain IPv4, TCP: ``plain_tcp4``, byte
+  reads only): the owning worker from a bounded flow cache keyed by the frame's 12 bytes of
+  addresses and ports (the symmetric ``flow_hash`` on a miss, so both directions of a
+  connection meet in one worker), then one ``struct.pack`` of the item header around the
+  frame's own 22 header bytes (``codec.PACKET_V4_RAW``: nothing is decoded here that the
+  worker decodes again), appended with the payload to that worker's parts list. Any other
+  frame goes through ``Decoder.decode`` and its fields are packed (``PACKET_V4``/``_V6``);
+  its cache key is the same bytes built from the fields. A batch is joined into one ring
   frame only when it is sent: at ``BATCH_SEGMENTS`` segments or ``BATCH_BYTES`` of payload
   (at most an eighth of the smallest ring, so a frame always fits).
 - A full ring drops the frame and counts it (live) or waits for space (files: lossless).
@@ -25,7 +29,9 @@ from sniffer.config import Config
 from sniffer.flowhash import flow_hash, worker_for
 from sniffer.pipeline import Wiring, put_waiting
 from sniffer.worker_loop import TICK_NS
-from workers.decode import Decoder
+from workers.decode import Decoder, plain_tcp4
+
+_PORTS: Final = struct.Struct("!HH").pack
 
 BATCH_SEGMENTS: Final = 256
 BATCH_BYTES: Final = 1 << 20  # at most 1 MiB of payload per frame (and 1/8 of the smallest ring)
@@ -51,7 +57,8 @@ class Sharder:
         # a frame must fit its ring with room to spare: batches also end at a byte bound
         self.batch_bytes = min(BATCH_BYTES, min((r.capacity_bytes for r in wiring.inputs),
                                                 default=BATCH_BYTES) // 8)
-        self.owners: dict[tuple[bytes, int, bytes, int], int] = {}  # flow -> worker
+        # addresses and ports as the frame has them (src, dst, sport, dport) -> worker
+        self.owners: dict[bytes, int] = {}
         self.index = 0
         self.counters = {"packets": 0, "segments_sent": 0, "ring_frames_dropped": 0,
                          "ring_segments_dropped": 0}
@@ -64,35 +71,52 @@ class Sharder:
         """Take packets ``(ts_ns, frame)`` of one link type."""
         decode = self.decoder.decode
         ports, n, all_parts, owners = self.ports, self.n, self.parts, self.owners
-        pack4, pack6 = codec.PACKET_V4.pack, codec.PACKET_V6.pack
+        pack4, pack6, raw4 = codec.PACKET_V4.pack, codec.PACKET_V6.pack, codec.PACKET_V4_RAW.pack
         limit = 2 * BATCH_SEGMENTS
         sizes, batch_bytes = self.sizes, self.batch_bytes
         ticking = bool(self.wiring.source)
         next_tick_ns = self.next_tick_ns
-        index = start = self.index
+        index = first = self.index
         ts_ns = self.last_ts_ns
         try:
             for ts_ns, frame in batch:
-                seg = decode(linktype, frame)
-                if seg is not None:
-                    src, sport, dst, dport, seq, ack, flags, payload = seg
-                    if not ports or sport in ports or dport in ports:
+                ip, body, end = plain_tcp4(linktype, frame)
+                w = -1
+                if ip >= 0:
+                    if not ports or (frame[ip + 20] << 8 | frame[ip + 21]) in ports \
+                            or (frame[ip + 22] << 8 | frame[ip + 23]) in ports:
                         if n == 1:
                             w = 0
                         else:
-                            flow = (src, sport, dst, dport)
-                            w = owners.get(flow, -1)
+                            key = frame[ip + 12:ip + 24]
+                            w = owners.get(key, -1)
                             if w < 0:
-                                w = self._owner(flow)
-                        parts = all_parts[w]
-                        parts.append(pack4(4, index, ts_ns, src, dst, sport, dport, seq, ack,
-                                           flags, len(payload)) if len(src) == 4 else
-                                     pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
-                                           flags, len(payload)))
-                        parts.append(payload)
-                        sizes[w] += len(payload)
-                        if len(parts) >= limit or sizes[w] >= batch_bytes:
-                            self._send(w)
+                                w = self._owner(key)
+                        header = raw4(4, index, ts_ns, frame[ip + 12:ip + 34], end - body)
+                        payload = frame[body:end]
+                else:
+                    seg = decode(linktype, frame)
+                    if seg is not None:
+                        src, sport, dst, dport, seq, ack, flags, payload = seg
+                        if not ports or sport in ports or dport in ports:
+                            if n == 1:
+                                w = 0
+                            else:
+                                key = src + dst + _PORTS(sport, dport)
+                                w = owners.get(key, -1)
+                                if w < 0:
+                                    w = self._owner(key)
+                            header = (pack4(4, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                            flags, len(payload)) if len(src) == 4 else
+                                      pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
+                                            flags, len(payload)))
+                if w >= 0:
+                    parts = all_parts[w]
+                    parts.append(header)
+                    parts.append(payload)
+                    sizes[w] += len(payload)
+                    if len(parts) >= limit or sizes[w] >= batch_bytes:
+                        self._send(w)
                 index += 1
                 if ticking:
                     if ts_ns >= next_tick_ns:
@@ -106,15 +130,19 @@ class Sharder:
             raise codec.CodecError(f"packet field out of range: {exc}") from None
         finally:
             self.last_ts_ns = ts_ns
-            self.counters["packets"] += index - start
+            self.counters["packets"] += index - first
             self.index = index
 
-    def _owner(self, flow: tuple[bytes, int, bytes, int]) -> int:
-        """The worker of a flow not in the cache (which is cleared when full: bounded)."""
+    def _owner(self, key: bytes) -> int:
+        """The worker of a flow not in the cache (which is cleared when full: bounded);
+        ``key`` is src, dst, sport, dport (4 or 16 byte addresses, 2 byte ports)."""
         if len(self.owners) + 2 > MAX_CACHED_FLOWS:
             self.owners.clear()
-        w = worker_for(flow_hash(*flow), self.n)
-        self.owners[flow] = self.owners[(flow[2], flow[3], flow[0], flow[1])] = w
+        a = (len(key) - 4) >> 1
+        src, dst, ports = key[:a], key[a:2 * a], key[2 * a:]
+        w = worker_for(flow_hash(src, ports[0] << 8 | ports[1], dst, ports[2] << 8 | ports[3]),
+                       self.n)
+        self.owners[key] = self.owners[dst + src + ports[2:] + ports[:2]] = w
         return w
 
     def sync(self) -> None:

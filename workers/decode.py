@@ -9,8 +9,9 @@ payload length sets ``end``). Every way a frame can fail to be a TCP segment is 
 name in ``self.anomalies`` and returns ``None``; nothing raises.
 
 Fast path: the common frame (Ethernet or Linux SLL, IPv4 without options or IPv6 without
-extension headers, then TCP) is read with one ``unpack_from`` at fixed offsets and accepted
-only when every check of the general path would pass (no fragment, lengths inside the
+extension headers, then TCP) is checked at fixed offsets (``plain_tcp4`` for IPv4, which the
+capture's sharder also uses to ship the frame's header bytes as they are), read with one
+``unpack_from`` and accepted only when every check of the general path would pass (no fragment, lengths inside the
 captured bytes, a valid TCP data offset); anything else, including everything that would be
 counted as an anomaly, takes the general path below, so both give the same result.
 
@@ -47,11 +48,39 @@ _U32_LE: Final = struct.Struct("<I").unpack_from
 # Fast path, read from the EtherType on: EtherType, then IPv4 (ver/ihl, total length,
 # flags/fragment, protocol, addresses) + TCP, or IPv6 (version, payload length, next header,
 # addresses) + TCP. TCP: ports, seq, ack, data offset, flags.
-_FAST_V4: Final = struct.Struct("!HBxHxxHxBxx4s4sHHIIBB")  # 36 bytes
 _FAST_V6: Final = struct.Struct("!HB3xHBx16s16sHHIIBB")  # 56 bytes
-_FAST4: Final = _FAST_V4.unpack_from
 _FAST6: Final = _FAST_V6.unpack_from
 _FAST_ETHERTYPE_AT: Final = {LINKTYPE_ETHERNET: 12, LINKTYPE_LINUX_SLL: 14}
+# From IPv4 offset 12 in a plain frame: addresses, then TCP ports, seq, ack, data offset, flags
+_PLAIN4_FIELDS: Final = struct.Struct("!4s4sHHIIxB").unpack_from
+_NOT_PLAIN: Final = (-1, 0, 0)
+
+
+def plain_tcp4(linktype: int, frame: bytes) -> tuple[int, int, int]:
+    """(IPv4 header offset, payload start, payload end) of the common frame, else (-1, 0, 0).
+
+    The common frame: Ethernet or Linux SLL, IPv4 without options and not a fragment, TCP
+    with a valid data offset, lengths inside the captured bytes: a frame every check of the
+    general path passes without an anomaly. Bytes 12 to 34 from the IPv4 offset are then the
+    addresses and the TCP ports, seq, ack, data offset and flags (``sniffer/codec.py`` ships
+    them as they are). Byte reads only: nothing is allocated.
+    """
+    if linktype == LINKTYPE_ETHERNET:
+        ip = 14
+    elif linktype == LINKTYPE_LINUX_SLL:
+        ip = 16
+    else:
+        return _NOT_PLAIN
+    size = len(frame)
+    if size < ip + 40 or frame[ip - 2] != 0x08 or frame[ip - 1] != 0 or frame[ip] != 0x45 \
+            or frame[ip + 9] != IPPROTO_TCP or frame[ip + 6] & 0x3F or frame[ip + 7]:
+        return _NOT_PLAIN
+    doff = frame[ip + 32]
+    start = ip + 20 + ((doff >> 4) << 2)
+    end = ip + (frame[ip + 2] << 8 | frame[ip + 3])
+    if doff < 0x50 or start > end or end > size:
+        return _NOT_PLAIN
+    return ip, start, end
 _new_tuple = tuple.__new__  # builds the Segment without the NamedTuple __new__ frame
 
 
@@ -81,19 +110,15 @@ class Decoder(TunnelMixin):
     def decode(self, linktype: int, frame: bytes) -> Segment | None:
         """Return the TCP segment carried by ``frame`` or ``None`` (and count why not)."""
         try:
+            ip, start, ip_end = plain_tcp4(linktype, frame)
+            if ip >= 0:
+                src, dst, sport, dport, seq, ack, flags = _PLAIN4_FIELDS(frame, ip + 12)
+                return _new_tuple(Segment, (src, sport, dst, dport, seq, ack, flags,
+                                            frame[start:ip_end]))
             et = _FAST_ETHERTYPE_AT.get(linktype)
             size = len(frame)
-            if et is not None and size >= et + 42:
-                (etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff,
-                 flags) = _FAST4(frame, et)
-                if etype == ETH_IPV4:
-                    if vihl == 0x45 and proto == IPPROTO_TCP and not frag & 0x3FFF \
-                            and doff >= 0x50:
-                        start, ip_end = et + 22 + ((doff >> 4) << 2), et + 2 + total
-                        if start <= ip_end <= size:
-                            return _new_tuple(Segment, (src, sport, dst, dport, seq, ack,
-                                                        flags, frame[start:ip_end]))
-                elif etype == ETH_IPV6 and size >= et + 62:
+            if et is not None and size >= et + 62:
+                if frame[et] << 8 | frame[et + 1] == ETH_IPV6:
                     (_, vtc, plen, nh, src, dst, sport, dport, seq, ack, doff,
                      flags) = _FAST6(frame, et)
                     if vtc >> 4 == 6 and nh == IPPROTO_TCP and doff >= 0x50:

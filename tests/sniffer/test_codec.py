@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sniffer import codec
 from sniffer.codec import CODEC_VERSION, CodecError, Kind
+from tests.workers.test_decode import ipv4, tcp
 from workers.segment import ACK, PSH, SYN, Segment
 
 u32 = st.integers(0, 2**32 - 1)
@@ -21,7 +22,7 @@ def segments(draw: st.DrawFn) -> tuple[int, Segment]:
     alen = draw(st.sampled_from([4, 16]))
     addr = st.binary(min_size=alen, max_size=alen)
     seg = Segment(draw(addr), draw(port), draw(addr), draw(port), draw(u32), draw(u32),
-                  draw(st.integers(0, 0x1FF)), draw(st.binary(max_size=300)))
+                  draw(st.integers(0, 0xFF)), draw(st.binary(max_size=300)))  # a flags byte
     return draw(st.integers(0, 2**64 - 1)), seg
 
 
@@ -42,11 +43,17 @@ def test_packet_layout_matches_the_documented_table() -> None:
     frame = codec.encode_packets([(5, 123, v4), (6, 124, v6)])
     assert (codec.PACKET_V4.size, codec.PACKET_V6.size) == (43, 67)
     assert frame[:6] == struct.pack("<BBI", CODEC_VERSION, Kind.PACKETS, 2)
-    assert frame[6:49] == struct.pack("<BQQ4s4sHHIIHI", 4, 5, 123, v4.src, v4.dst, 40000, 80,
+    assert frame[6:49] == struct.pack("!BQQ4s4sHHIIxBI", 4, 5, 123, v4.src, v4.dst, 40000, 80,
                                       7, 9, SYN, 2)
     assert frame[49:51] == b"hi"
-    assert frame[51:] == struct.pack("<BQQ16s16sHHIIHI", 6, 6, 124, v6.src, v6.dst, 1, 2, 3,
+    assert frame[51:] == struct.pack("!BQQ16s16sHHIIxBI", 6, 6, 124, v6.src, v6.dst, 1, 2, 3,
                                      4, ACK, 0)
+    # the capture's copy of a frame's own bytes (IPv4 offset 12 to 34) is the same item
+    wire = ipv4(tcp(b"hi", 40000, 80, seq=7, ack=9, flags=SYN), src=v4.src, dst=v4.dst)
+    raw = codec.PACKET_V4_RAW.pack(4, 5, 123, wire[12:34], 2)
+    assert raw[:37] + raw[38:] == frame[6:43] + frame[44:49]
+    assert (raw[37], frame[43]) == (0x50, 0)  # the data offset byte rides along, ignored
+    assert codec.PACKET_V4.unpack(raw) == codec.PACKET_V4.unpack(frame[6:49])
     one = codec.packets_frame(1, [codec.pack_packet(5, 123, v4), b"hi"])
     assert one == struct.pack("<BBI", CODEC_VERSION, Kind.PACKETS, 1) + frame[6:51]
 

@@ -132,3 +132,68 @@ def test_sync_words_mark_how_far_each_worker_was_sent() -> None:
         assert all(i <= index for i, _, _ in packets[w][:before])
         assert all(i > index for i, _, _ in packets[w][before:])
     assert not [word for ws in run(2)[2] for word in ws if word.startswith("SYNC ")]
+
+
+def _mixed_frames() -> list[tuple[int, bytes]]:
+    """Both directions of many flows, each direction in a different shape: the common frame
+    (whose header bytes the sharder ships as they are) against IP options, VLAN tags, SLL,
+    IPv6; plus frames that are no segment at all."""
+    from tests.workers.test_decode import SLL_HEAD, eth, ipv4, ipv6, tcp
+
+    out: list[tuple[int, bytes]] = []
+    for i in range(60):
+        a4, b4 = bytes([10, 0, i // 8, i]), bytes([10, 1, 0, 2])
+        port = 30000 + 17 * i
+        there = tcp(b"GET /%d HTTP/1.1\r\n\r\n" % i, port, 80, seq=i, ack=2 * i, flags=0x18)
+        back = tcp(b"HTTP/1.1 200 OK\r\n\r\n", 80, port, seq=3 * i, ack=i + 1, flags=0x11 + i % 2)
+        out.append((1, eth(ipv4(there, src=a4, dst=b4, frag=0x4000 * (i % 2)))))
+        shape = i % 4
+        if shape == 0:
+            out.append((1, eth(ipv4(back, src=b4, dst=a4, options=b"\x01" * 4))))
+        elif shape == 1:
+            out.append((1, eth(ipv4(back, src=b4, dst=a4), tags=(0x8100,))))
+        elif shape == 2:
+            out.append((113, SLL_HEAD + b"\x08\x00" + ipv4(back, src=b4, dst=a4)))
+        else:
+            out.append((1, eth(ipv4(back, src=b4, dst=a4)) + b"\0" * 6))  # trailer padding
+        a6, b6 = b"\xfd" + bytes(14) + bytes([i]), b"\xfd" + bytes(14) + b"\xff"
+        out.append((1, eth(ipv6(there, src=a6, dst=b6), 0x86DD)))
+        out.append((113, SLL_HEAD + b"\x86\xdd" + ipv6(back, src=b6, dst=a6)))
+    out += [(1, eth(ipv4(tcp(b"x"), proto=17))), (1, eth(ipv4(tcp(b"cut")))[:30]),
+            (1, eth(ipv4(tcp(b"x"), frag=0x2000)))]
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_common_frame_shipped_as_it_is_decodes_like_every_other(workers: int) -> None:
+    """What a worker unpacks is what Decoder.decode makes of each frame, whether the sharder
+    copied the frame's header bytes (plain IPv4) or packed decoded fields (everything else),
+    and both directions of each flow meet in its worker though they took different paths."""
+    frames = _mixed_frames()
+    decoder = Decoder()
+    expected = [(i, 1000 + i, decoder.decode(lt, f)) for i, (lt, f) in enumerate(frames)]
+    rings = [Ring.create(1 << 20) for _ in range(workers)]
+    ctx = mp.get_context("spawn")
+    wiring = Wiring(inputs=rings, outputs=[], stop=ctx.Event(), stats=ctx.Queue(),
+                    source=None, ordered=False, lossless=False, parent_pid=os.getppid())
+    try:
+        sharder = Sharder(load_config(None, {}, {}), wiring)
+        for i, (lt, f) in enumerate(frames):  # link types alternate: one packet per call
+            sharder.packets(lt, [(1000 + i, f)])
+        sharder.flush()
+        got = [[p for fr in ring.get_many(1000) for p in codec.decode_packets(fr)]
+               for ring in rings]
+    finally:
+        for ring in rings:
+            ring.unlink()
+        wiring.stats.close()
+    assert sorted(p for ps in got for p in ps) == [e for e in expected if e[2] is not None]
+    for w, items in enumerate(got):
+        for _, _, seg in items:
+            assert worker_for(flow_hash(seg.src, seg.sport, seg.dst, seg.dport), workers) == w
+    counters = sharder.all_counters()
+    assert counters["segments_sent"] == sum(e[2] is not None for e in expected) == 240
+    assert {k: v for k, v in counters.items() if k.startswith("decode_")} == dict(
+        decoder.anomalies)
+    if workers > 1:  # both directions of 120 flows, cached under the frame's byte order
+        assert len(sharder.owners) == 240

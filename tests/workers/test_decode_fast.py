@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.workers.test_decode import SLL_HEAD, eth, ipv4, ipv6, tcp
-from workers.decode import Decoder
+from workers.decode import Decoder, plain_tcp4
 from workers.segment import Segment
 
 ETHERNET, SLL = 1, 113
@@ -94,3 +94,26 @@ def test_fast_path_cases() -> None:
         assert (None if seg is None else seg.payload) == payload, name
         assert seg is None or (type(seg) is Segment and seg.sport == 40000), name
         assert bool(anomalies) == (seg is None), name
+
+
+@settings(max_examples=600, deadline=None)
+@given(tcp_frames())
+def test_plain_tcp4_accepts_only_what_the_general_path_decodes_cleanly(
+        case: tuple[int, bytes]) -> None:
+    """Where ``plain_tcp4`` accepts a frame, its payload bounds and the 22 header bytes the
+    capture ships as they are give exactly the general path's segment, without an anomaly."""
+    linktype, frame = case
+    ip, start, end = plain_tcp4(linktype, frame)
+    seg, anomalies = general_path(linktype, frame)
+    if ip < 0:
+        return
+    assert seg is not None and not anomalies
+    assert frame[start:end] == seg.payload
+    src, dst, sport, dport, seq, ack, flags = struct.unpack("!4s4sHHIIxB", frame[ip + 12:ip + 34])
+    assert Segment(src, sport, dst, dport, seq, ack, flags, seg.payload) == seg
+
+
+def test_plain_tcp4_cases() -> None:
+    accepted = {"ether-ipv4", "ether-ipv4-tcp-options", "ether-ipv4-padding", "sll-ipv4"}
+    for name, linktype, frame, _ in CASES:
+        assert (plain_tcp4(linktype, frame)[0] >= 0) == (name in accepted), name
