@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,8 @@ class LiveResult:
     kernel_dropped: int
     ring_dropped: int
     cpu_by_process: dict[str, float] = field(default_factory=dict)
+    replay_cpu_s: float = 0.0
+    """tcpreplay's own CPU seconds: it shares the two cores with the sniffer."""
     tcpdump_fraction: float | None = None
     tcpdump_report: dict[str, int] = field(default_factory=dict)
 
@@ -69,8 +72,11 @@ def make_unit(capture: Path, packets: int, out_dir: Path) -> tuple[Path, int, in
 
 
 def _replay(ifname: str, unit: Path, rate: int | None, loops: int,
-            timeout_s: float, duration_s: float | None = None) -> tuple[int, float]:
-    """Run tcpreplay; (packets sent, seconds)."""
+            timeout_s: float, duration_s: float | None = None) -> tuple[int, float, float]:
+    """Run tcpreplay; (packets sent, seconds, its CPU seconds).
+
+    The CPU comes from ``RUSAGE_CHILDREN`` around the run: only children that ended count,
+    and the sniffer, also a child, is still running then."""
     argv = ["tcpreplay", "-q", "--preload-pcap", "--no-flow-stats", "-i", ifname,
             f"--loop={loops}"]
     if duration_s:
@@ -79,13 +85,14 @@ def _replay(ifname: str, unit: Path, rate: int | None, loops: int,
         argv.append("--unique-ip")
     argv += [f"--pps={rate}"] if rate else ["--topspeed"]
     argv.append(str(unit))
-    t0 = time.monotonic()
+    t0, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-    took = time.monotonic() - t0
+    took, after = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     m = re.search(r"Actual: (\d+) packets .*? in ([\d.]+) seconds", res.stdout + res.stderr)
     if res.returncode != 0 or not m:
         raise RuntimeError(f"tcpreplay failed: {(res.stdout + res.stderr).strip()[-300:]}")
-    return int(m.group(1)), float(m.group(2)) or took
+    return int(m.group(1)), float(m.group(2)) or took, cpu_s
 
 
 def _wait_stable(path: Path, max_s: float) -> None:
@@ -136,8 +143,8 @@ def run_rates(unit: Path, unit_packets: int, unit_calls: int, rates: list[int | 
                         raise RuntimeError("the sniffer did not start: "
                                            + snf.stderr_so_far()[-500:])
                     time.sleep(0.5)
-                    sent, secs = _replay(link.if_b, unit, rate, loops, 60 + 3 * min_s * 3,
-                                         duration)
+                    sent, secs, replay_cpu = _replay(link.if_b, unit, rate, loops,
+                                                     60 + 3 * min_s * 3, duration)
                     _wait_stable(out, 30)
                 finally:
                     res = snf.finish(signal.SIGTERM, 120)
@@ -147,14 +154,14 @@ def run_rates(unit: Path, unit_packets: int, unit_calls: int, rates: list[int | 
                 result = LiveResult(label, sent / unit_packets, sent, secs, sent / secs, expected,
                                     calls - noted, noted, _counter(res.stderr, "kernel_dropped"),
                                     _counter(res.stderr, "ring_frames_dropped"),
-                                    res.cpu_by_name())
+                                    res.cpu_by_name(), replay_cpu)
                 say(f"live: {label}: {result.achieved_pps:,.0f} pps for {secs:.1f} s, "
                     f"{result.delivered_calls}/{result.expected_calls} calls "
                     f"({100 * result.fraction:.1f}%), kernel drops {result.kernel_dropped}")
                 if with_tcpdump:
                     dump = Tcpdump(ns, link.if_a, "/dev/null", bpf="", buffer_kib=32768)
                     try:
-                        sent2, _ = _replay(link.if_b, unit, rate, loops, 60 + 3 * min_s * 3,
+                        sent2, _, _ = _replay(link.if_b, unit, rate, loops, 60 + 3 * min_s * 3,
                                            duration)
                         time.sleep(1.0)
                     finally:

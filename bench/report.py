@@ -161,15 +161,16 @@ class Report:
         out = [f"Replay unit: {unit_packets} packets, {unit_calls} complete calls; each rate "
                f"looped with `--unique-ip` for at least {min_s:.0f} s.", "",
                "| rate | achieved pps | seconds | calls delivered / expected | delivered | "
-               "sniffer kernel drops | ring drops | tcpdump captured | CPU s per process |",
-               "|---|---|---|---|---|---|---|---|---|"]
+               "sniffer kernel drops | ring drops | tcpdump captured | CPU s per process | "
+               "tcpreplay CPU s |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
         for r in results:
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu_by_process.items())
                             if v > 0.05)
             out.append(f"| {r.rate} | {r.achieved_pps:,.0f} | {r.replay_s:.1f} | "
                        f"{r.delivered_calls} / {r.expected_calls} | {_pct(r.fraction)} | "
                        f"{r.kernel_dropped} | {r.ring_dropped} | {_pct(r.tcpdump_fraction)} | "
-                       f"{cpu} |")
+                       f"{cpu} | {r.replay_cpu_s:.1f} |")
         self.raw["live"] = [asdict(r) for r in results]
         self.lines(out)
 
