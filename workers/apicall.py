@@ -173,9 +173,9 @@ def request_url(request: HttpRequest, host: bytes | None, server: tuple[bytes, i
 
 def unquote_plus(raw: bytes) -> bytes:
     """Form/query decoding: ``+`` is a space, ``%xx`` a byte; a bad escape stays as is."""
-    if b"+" in raw:
+    if 43 in raw:  # "+" (a byte as an int: a one-byte string costs 7x more)
         raw = raw.replace(b"+", b" ")
-    if b"%" not in raw:
+    if 37 not in raw:  # "%"
         return raw
     parts = raw.split(b"%")
     out = [parts[0]]

@@ -232,7 +232,7 @@ def _binary_bytes(sample: bytes, codec: str) -> bool:
     """NUL bytes or over 10 % control characters (ASCII-compatible charsets only)."""
     if codec.startswith(("utf-16", "utf-32")):
         return False
-    if b"\x00" in sample:
+    if 0 in sample:  # a NUL byte
         return True
     return (len(sample) - len(sample.translate(None, _CONTROL_BYTES))) * 10 > len(sample)
 

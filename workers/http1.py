@@ -175,19 +175,28 @@ class HalfParser(StartFinder):
         line, headers, body_start = found
         msg: HttpRequest | HttpResponse
         if self.role == CLIENT:
-            # a status line never matches REQUEST_LINE: "/" is not a method token character
-            m = framing.REQUEST_LINE.match(line)
-            if m is None:
-                return False
-            method, target, version = m.groups()
-            if not version:
-                return False
+            plain = framing.split_request_line(line)
+            if plain is None:
+                # a status line never matches REQUEST_LINE: "/" is not a method token character
+                m = framing.REQUEST_LINE.match(line)
+                if m is None:
+                    return False
+                groups = m.groups()  # the version may be None (HTTP/0.9): not for this path
+                if not groups[2]:
+                    return False
+                plain = (groups[0], groups[1], groups[2])
+            method, target, version = plain
             msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
         else:
-            m = framing.STATUS_LINE.match(line)
-            if m is None:
-                return False
-            msg = _response(m, ts_ns)
+            plain = framing.split_status_line(line)
+            if plain is not None:
+                version, code, reason = plain
+                msg = HttpResponse(int(code), code, reason, version, ts_first_ns=ts_ns)
+            else:
+                m = framing.STATUS_LINE.match(line)
+                if m is None:
+                    return False
+                msg = _response(m, ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD
