@@ -63,7 +63,8 @@ __all__ = [
     "encode_lines", "decode_lines",
     "encode_counters", "decode_counters", "encode_control", "decode_control", "END",
     "encode_packets", "decode_packets", "PACKET_V4", "PACKET_V6", "PACKET_V4_RAW", "pack_packet",
-    "packets_frame", "encode_keyed_lines", "decode_keyed_lines",
+    "packets_frame", "encode_keyed_lines", "decode_keyed_lines", "packets_data", "unpack_item",
+    "check_items_end", "FIRST_ITEM", "Item",
 ]
 
 CODEC_VERSION: Final = 3
@@ -148,34 +149,52 @@ def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
     return packets_frame(len(items), parts)
 
 
-def decode_packets(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, Segment]]:
-    """Decode a PACKETS frame back into ``(index, ts_ns, Segment)`` triples."""
-    count, data = _body(buf, Kind.PACKETS)
-    unpack4, unpack6, size4, size6 = _UNPACK_V4, _UNPACK_V6, _P4, _P6
-    new, seg_type = _new_tuple, Segment
-    off, end = _FH, len(data)
-    out: list[tuple[int, int, Segment]] = []
-    append = out.append
+#: The fields of one PACKETS item, as ``unpack_item`` returns them: index, ts_ns, src, sport,
+#: dst, dport, seq, ack, flags, then where its payload starts and ends (the next item's offset).
+Item = tuple[int, int, bytes, int, bytes, int, int, int, int, int, int]
+FIRST_ITEM: Final = _FH
+
+
+def packets_data(buf: bytes | bytearray | memoryview) -> tuple[int, bytes]:
+    """The item count and the bytes of a PACKETS frame (items from ``FIRST_ITEM`` on)."""
+    return _body(buf, Kind.PACKETS)
+
+
+def unpack_item(data: bytes, off: int) -> Item:
+    """The PACKETS item at ``off`` of ``packets_data``'s bytes (``CodecError`` if damaged)."""
     try:
-        for _ in range(count):
-            ipv = data[off]
-            if ipv == 4:
-                _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = unpack4(data, off)
-                off += size4
-            elif ipv == 6:
-                _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = unpack6(data, off)
-                off += size6
-            else:
-                raise CodecError(f"ip version {ipv}")
-            if off + n > end:
-                raise CodecError(f"payload of {n} bytes runs past the frame end")
-            append((index, ts_ns, new(seg_type, (src, sport, dst, dport, seq, ack, flags,
-                                                 data[off:off + n]))))
-            off += n
+        ipv = data[off]
+        if ipv == 4:
+            _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = _UNPACK_V4(data, off)
+            off += _P4
+        elif ipv == 6:
+            _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = _UNPACK_V6(data, off)
+            off += _P6
+        else:
+            raise CodecError(f"ip version {ipv}")
     except (struct.error, IndexError):
         raise CodecError(f"packet header truncated at offset {off}") from None
-    if off != end:
-        raise CodecError(f"{end - off} trailing bytes after {count} packets")
+    if off + n > len(data):
+        raise CodecError(f"payload of {n} bytes runs past the frame end")
+    return index, ts_ns, src, sport, dst, dport, seq, ack, flags, off, off + n
+
+
+def check_items_end(data: bytes, off: int, count: int) -> None:
+    """After the last item: the frame must end there."""
+    if off != len(data):
+        raise CodecError(f"{len(data) - off} trailing bytes after {count} packets")
+
+
+def decode_packets(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, Segment]]:
+    """Decode a PACKETS frame back into ``(index, ts_ns, Segment)`` triples."""
+    count, data = packets_data(buf)
+    off = FIRST_ITEM
+    out: list[tuple[int, int, Segment]] = []
+    for _ in range(count):
+        index, ts_ns, src, sport, dst, dport, seq, ack, flags, start, off = unpack_item(data, off)
+        out.append((index, ts_ns, _new_tuple(Segment, (src, sport, dst, dport, seq, ack, flags,
+                                                       data[start:off]))))
+    check_items_end(data, off, count)
     return out
 
 

@@ -62,10 +62,16 @@ class WorkerLoop:
         The per-packet loop lives here, in compiled code, not in the process shell."""
         out: list[Line] = []
         core = self.core
-        for index, ts_ns, seg in codec.decode_packets(frame):
-            calls = core.feed(ts_ns, seg, index)
+        count, data = codec.packets_data(frame)
+        off = codec.FIRST_ITEM
+        for _ in range(count):
+            index, ts_ns, src, sport, dst, dport, seq, ack, flags, start, off = \
+                codec.unpack_item(data, off)
+            calls = core.feed_parts(ts_ns, index, src, sport, dst, dport, seq, ack, flags,
+                                    data[start:off])
             if calls:
                 out += self._lines(index, calls)
+        codec.check_items_end(data, off, count)
         return out
 
     def tick(self, index: int, ts_ns: int) -> list[Line]:

@@ -70,8 +70,14 @@ class WorkerCore:
         ``index`` (the packet's position in the capture) is remembered by the connection the
         segment opens, to order the calls flushed by ``close_by_connection()``.
         """
-        self.segments += 1
         src, sport, dst, dport, seq, ack, flags, payload = seg
+        return self.feed_parts(ts_ns, index, src, sport, dst, dport, seq, ack, flags, payload)
+
+    def feed_parts(self, ts_ns: int, index: int, src: bytes, sport: int, dst: bytes, dport: int,
+                   seq: int, ack: int, flags: int, payload: bytes) -> list[ApiCall]:
+        """``feed`` with the segment's fields as arguments: the worker's per-packet loop
+        calls this straight from the ring frame, without building a ``Segment``."""
+        self.segments += 1
         key = (src, sport, dst, dport)
         conn = self.conns.get(key)
         if conn is not None and flags & SYN and not flags & ACK and conn.finished is False:
@@ -83,7 +89,7 @@ class WorkerCore:
         if conn is None:
             if not (flags & SYN or payload) or flags & RST:
                 return self._take()
-            conn = self._open(key, seg, ts_ns)
+            conn = self._open(key, flags, ts_ns)
             conn.first_index = index
         conn.last_ts = ts_ns
         a = conn.a
@@ -129,26 +135,26 @@ class WorkerCore:
         return out
 
     # -- internals -------------------------------------------------------------------------------
-    def _open(self, key: Key, seg: Segment, ts_ns: int) -> Connection:
+    def _open(self, key: Key, flags: int, ts_ns: int) -> Connection:
         if len(self.conns) // 2 >= self.limits.max_connections:
             oldest = min(self.conns.values(), key=lambda c: c.last_ts)
             self.anomalies.hit("conn_evicted")
             self._drop(oldest, ts_ns)
-        flags = seg.flags
+        src, sport, dst, dport = key
         client_is_a: bool | None = None
         if flags & SYN:
             client_is_a = not flags & ACK
         elif self.server_ports:
-            if seg.dport in self.server_ports and seg.sport not in self.server_ports:
+            if dport in self.server_ports and sport not in self.server_ports:
                 client_is_a = True
-            elif seg.sport in self.server_ports and seg.dport not in self.server_ports:
+            elif sport in self.server_ports and dport not in self.server_ports:
                 client_is_a = False
         conn = Connection(
-            (seg.src, seg.sport), (seg.dst, seg.dport), client_is_a, bool(flags & SYN),
+            (src, sport), (dst, dport), client_is_a, bool(flags & SYN),
             self.limits, self.anomalies, self.budget, self.out, self.keep_response_bodies,
         )
         self.conns[key] = conn
-        self.conns[(seg.dst, seg.dport, seg.src, seg.sport)] = conn
+        self.conns[(dst, dport, src, sport)] = conn
         return conn
 
     def _drop(self, conn: Connection, ts_ns: int, reset: bool = False) -> None:

@@ -210,6 +210,10 @@ def content_length(headers: Headers, anomalies: Anomalies) -> int | None:
 def _content_length(values: list[bytes], anomalies: Anomalies) -> int | None:
     if not values:
         return None
+    if len(values) == 1:  # the usual single plain number, without the list rules below
+        value = values[0]
+        if value.isdigit() and len(value) <= 18:
+            return int(value)
     found: set[int] = set()
     for v in values:
         for part in v.split(b","):  # "Content-Length: 5, 5" is a list of equal values
@@ -272,7 +276,7 @@ def response_framing(
     if method == b"HEAD" or (status is not None and 100 <= status < 200):
         return Framing.NONE, 0
     te, cl = framing_fields(headers)
-    if status in (204, 304):
+    if status == 204 or status == 304:
         if cl:
             length = _content_length(cl, anomalies)
             if length:

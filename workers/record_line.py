@@ -263,8 +263,10 @@ class LineBuilder:
                 return None
             for i, value in zip(pending, values):
                 parts[i] = parts[i][1] + enc(value) + "]" if value else None
-        if None in parts:
-            parts = [p for p in parts if p is not None]
+        for part in parts:  # "is None" per part: "None in parts" compares with ==, far dearer
+            if part is None:
+                parts = [p for p in parts if p is not None]
+                break
         if not parts:
             return None
         for note in call.notes:

@@ -58,3 +58,13 @@ def test_a_ring_frame_gives_the_lines_of_its_packets_fed_one_by_one(per_frame: i
     got += framed.close(len(packets))
     assert len(expected) > 30 and got == expected
     assert framed.counters() == one_by_one.counters()
+
+
+def test_a_damaged_ring_frame_is_a_codec_error_not_traffic() -> None:
+    loop = WorkerLoop(load_config(None, {}, {}))
+    seg = next(iter(scenarios().values()))[0].seg
+    frame = codec.encode_packets([(0, 1, seg), (1, 2, seg)])
+    # cut short, a trailing byte, cut inside the first item, an IP version that is not 4 or 6
+    for bad in (frame[:-1], frame + b"x", frame[:6 + 20], frame[:6] + b"\x05" + frame[7:]):
+        with pytest.raises(codec.CodecError):
+            loop.feed_frame(bad)
