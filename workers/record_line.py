@@ -44,6 +44,20 @@ _RESPONSE_MARK: Final = prefix(RESPONSE_BODY_KEY)
 _SIDES: Final = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
 
 
+# JSON texts of kept header values (of up to 128 bytes), per header name; past 8,192 of them
+# in all, every header-name entry is forgotten (and rebuilt as headers come): a few MB at most
+_VALUE_MEMO_MAX: Final = 8192
+_VALUE_MEMO_BYTES: Final = 128
+
+
+def _header_text(value: bytes) -> str:
+    """A header value as text: UTF-8, else Latin-1 (``apicall._text``)."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 class LineBuilder:
     """Serialises API calls byte for byte as ``RecordBuilder.build_reference`` does."""
 
@@ -60,6 +74,8 @@ class LineBuilder:
         self._actions: dict[str, Any] = {}
         # raw header name -> (action, special kind) or False (dropped, not special)
         self._names: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})
+        self._memo_values = 0  # value texts held by the entries of _names
+        self.memo_values_max = _VALUE_MEMO_MAX
         self._tails: dict[tuple[Any, ...], str] = {}
         act = self.action
         self._method, self._url = act("request_method"), act("request_url")
@@ -91,8 +107,16 @@ class LineBuilder:
         names = self._names[side]
         if len(names) >= _CACHE_MAX:
             names.clear()
-        entry = names[name] = False if action is PLAN_DROP and not kind else (action, kind)
+        # a kept header's dict: its values -> their JSON text (a repeated value costs a look-up)
+        entry: Any = False if action is PLAN_DROP and not kind else (action, kind, {})
+        names[name] = entry
         return entry
+
+    def _forget_names(self) -> None:
+        """Drop every header-name entry and the value texts they hold (the memory bound)."""
+        for names in self._names:
+            names.clear()
+        self._memo_values = 0
 
     def _headers(self, headers: Headers, side: int, parts: Parts, pending: list[int],
                  ) -> tuple[bytes | None, bytes | None, bytes | None]:
@@ -105,17 +129,20 @@ class LineBuilder:
                 entry = self._name(name, side)
             if entry is False:
                 continue
-            action, kind = entry
-            if action is not PLAN_DROP:
-                try:
-                    text = value.decode()
-                except UnicodeDecodeError:
-                    text = value.decode("latin-1")
-                if action.__class__ is str:
-                    if text:
-                        parts.append(action + enc(text) + "]")
-                else:
-                    put(action, text, parts, pending)
+            action, kind, texts = entry
+            if action.__class__ is str:  # kept as is: the JSON text of a value seen before
+                fragment_text = texts.get(value)
+                if fragment_text is None:
+                    fragment_text = action + enc(_header_text(value)) + "]" if value else ""
+                    if len(value) <= _VALUE_MEMO_BYTES:
+                        texts[value] = fragment_text
+                        self._memo_values += 1
+                        if self._memo_values >= self.memo_values_max:
+                            self._forget_names()
+                if fragment_text:
+                    parts.append(fragment_text)
+            elif action is not PLAN_DROP:
+                put(action, _header_text(value), parts, pending)
             if kind:
                 found = note_special(found, kind, value)
         return found
@@ -157,10 +184,17 @@ class LineBuilder:
                     put(self._bodies["response_body", "base64" in response_markers], text,
                         parts, pending)
         now, interval = call_timing(call)
+        # digits (and a dot): their JSON string needs no escaping, one f-string under a keep
         if now is not None:
-            put(self._now, now, parts, pending)
+            if self._now.__class__ is str:
+                parts.append(f'{self._now}"{now}"]')
+            else:
+                put(self._now, now, parts, pending)
         if interval is not None:
-            put(self._interval, interval, parts, pending)
+            if self._interval.__class__ is str:
+                parts.append(f'{self._interval}"{interval}"]')
+            else:
+                put(self._interval, interval, parts, pending)
         if request is not None and self.realip_key is not None:
             self._realip(call, parts, pending)
         if self.capture_details:

@@ -158,3 +158,24 @@ def api_calls(draw: st.DrawFn) -> ApiCall:
 def test_random_calls_give_the_same_bytes_on_both_paths(calls: list[ApiCall], rules: str,
                                                         kw: dict) -> None:
     same_bytes(rules, calls, **kw)
+
+
+def test_kept_header_values_are_memoised_within_a_bound() -> None:
+    """Repeated values of kept headers reuse their JSON text; long values are not held; past
+    the bound every entry is forgotten; the bytes equal the general path throughout."""
+    values = [b"v%d" % (i % 30) for i in range(120)] + [b"x" * 200, b"x" * 200]
+    calls = [call(req_headers=[(b"Host", b"h"), (b"User-Agent", v)]) for v in values]
+    fresh = [call(req_headers=[(b"Host", b"h"), (b"User-Agent", b"w%d" % i)]) for i in range(20)]
+    rules = "include debug"
+    assert len(set(same_bytes(rules, calls + fresh))) == 51  # one line per distinct value
+    builder = RecordBuilder(parse(rules), CoreLimits(max_body_bytes=4096))
+    lines = builder._lines
+    for c in calls:
+        builder.build(c)
+    assert sorted(lines._names[0][b"User-Agent"][2]) == sorted({b"v%d" % i for i in range(30)})
+    assert lines._memo_values == 32  # and "h" (Host), "application/json" (Content-Type)
+    lines.memo_values_max = 40
+    for c in fresh:
+        builder.build(c)
+    held = lines._names[0][b"User-Agent"][2]
+    assert 0 < lines._memo_values < 40 and b"v0" not in held and b"w19" in held
