@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from workers.anomalies import Anomalies, register
 from workers.message import Headers, HttpRequest
@@ -106,7 +106,9 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int] | N
 # byte for byte (Server, Content-Type, User-Agent...), and a repeat then costs one look-up
 # instead of a split and three new objects; the shared name objects keep their cached hash
 # for the look-ups downstream. Bounded: lines up to 256 bytes, 4,096 of them, cleared when full.
-_LINES: Final[dict[bytes, tuple[bytes, bytes]]] = {}
+# The pairs are typed Any here: compiled, a tuple[bytes, bytes] would be unboxed on the way
+# out of the dict and boxed again (a new tuple) on the way into the list.
+_LINES: Final[dict[bytes, Any]] = {}
 _LINES_MAX: Final = 4096
 _LINE_MEMO_BYTES: Final = 256
 
@@ -128,11 +130,11 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
     lines = head.split(b"\r\n")
     if head.count(b"\n") != len(lines) - 1 or lines[0][-1] == 13:  # a bare LF, a stray CR
         return None
-    headers: Headers = []
+    headers: list[Any] = []  # of (name, value) pairs: Headers (see _LINES for why Any)
     memo = _LINES
     for i in range(1, len(lines)):
         raw = lines[i]  # never empty: the first empty line ends the head
-        pair = memo.get(raw)
+        pair: Any = memo.get(raw)
         if pair is not None:
             headers.append(pair)
             continue
