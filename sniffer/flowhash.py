@@ -8,7 +8,13 @@ run and every test must agree on the choice. So:
   endpoint first) before hashing, so ``a -> b`` and ``b -> a`` hash alike;
 * process-stable: ``zlib.crc32`` over the packed bytes, never the built-in ``hash()``, whose
   str/bytes values are salted per process (``PYTHONHASHSEED``);
-* cheap: one bytes concatenation, one comparison and one C-level CRC per packet.
+* cheap: one bytes concatenation, one comparison and one C-level CRC per new flow (the
+  capture caches the owner of each flow);
+* mixed: a CRC is linear over GF(2), so any one bit of it (the top bit picks between two
+  workers) is the parity of a fixed set of input bits, and flows that differ by the same
+  bit pattern (a replay tool renumbering addresses, ports handed out in steps) all land
+  together or all flip together. The CRC goes through MurmurHash3's 32-bit finaliser
+  (multiplications, not linear over GF(2)) so every output bit depends on every input bit.
 
 Endpoints are packed as ``addr || port`` (port as 2 big-endian bytes), so IPv4 (4-byte) and
 IPv6 (16-byte) addresses never produce the same key for different flows of the same family.
@@ -36,7 +42,16 @@ def flow_hash(src: bytes, sport: int, dst: bytes, dport: int) -> int:
     """
     a = src + sport.to_bytes(2, "big")
     b = dst + dport.to_bytes(2, "big")
-    return crc32(b, crc32(a)) if a <= b else crc32(a, crc32(b))
+    return _mix(crc32(b, crc32(a)) if a <= b else crc32(a, crc32(b)))
+
+
+def _mix(h: int) -> int:
+    """MurmurHash3's fmix32: a bijection on 32-bit values that spreads every bit."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
 
 
 def worker_for(h: int, n: int) -> int:

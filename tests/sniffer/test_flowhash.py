@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import timeit
+import zlib
 from collections import Counter
 
 import pytest
@@ -42,8 +43,8 @@ def test_single_worker_gets_everything() -> None:
 # Known answers pin the function: if these change, processes of mixed versions would disagree
 # about which worker owns a flow. Each row is checked in both directions.
 KNOWN = [
-    ("10.0.0.1", 40000, "10.0.0.2", 80, 1942571126),
-    ("fd00::1", 51234, "fd00::2", 443, 3339736752),
+    ("10.0.0.1", 40000, "10.0.0.2", 80, 2353184410),
+    ("fd00::1", 51234, "fd00::2", 443, 2129684504),
 ]
 
 
@@ -104,6 +105,29 @@ def test_spread_over_workers(n: int) -> None:
     fair = 4000 / n
     assert set(counts) == set(range(n))
     assert all(abs(c - fair) < 0.25 * fair for c in counts.values()), counts
+
+
+def _partitions(hash_fn) -> list[tuple[int, ...]]:  # noqa: ANN001 - flow_hash or a variant
+    """Which of two workers 32 flows get, for 16 renumberings of the same flows (one address
+    byte XORed alike on both ends, as a replay tool's per-loop renumbering might)."""
+    return [tuple(worker_for(hash_fn(bytes([10, 79 ^ k, 0, 1]), 38000 + 2 * i,
+                                     bytes([10, 79 ^ k, 0, 2]), 80), 2) for i in range(32))
+            for k in range(1, 17)]
+
+
+def test_renumbered_flows_are_spread_afresh_not_moved_together() -> None:
+    """A bare CRC is linear over GF(2): each renumbering keeps the same split of the flows or
+    flips all of it, so the same flows share a worker forever. The mixed hash re-deals them."""
+    def crc_only(src: bytes, sport: int, dst: bytes, dport: int) -> int:
+        a, b = src + sport.to_bytes(2, "big"), dst + dport.to_bytes(2, "big")
+        return zlib.crc32(b, zlib.crc32(a)) if a <= b else zlib.crc32(a, zlib.crc32(b))
+
+    def moved_together(parts: list[tuple[int, ...]]) -> int:
+        first, flipped = parts[0], tuple(1 - w for w in parts[0])
+        return sum(p in (first, flipped) for p in parts)
+
+    assert moved_together(_partitions(crc_only)) == 16  # the flaw the mixing removes
+    assert moved_together(_partitions(flow_hash)) <= 2
 
 
 def test_report_ns_per_call(capsys: pytest.CaptureFixture[str]) -> None:
