@@ -32,20 +32,16 @@ byte picks the layout: ``PACKET_V4`` = ``!BQQ4s4sHHIIxBI`` (43 bytes), ``PACKET_
     u8         flags        TCP flag bits (workers/segment.py)
     u32        payload_len  TCP payload bytes that follow
 
-Items are in network byte order because from ``src`` to ``flags`` a PACKET_V4 item is the
-frame's own bytes: an IPv4 header without options ends with the two addresses and the TCP
-header starts with ports, seq, ack, data offset and flags. So the capture writes the common
-frame's item with one slice of those 22 bytes (``PACKET_V4_RAW`` = ``!BQQ22sI``, the same
-43 bytes) instead of decoding the fields and packing them again.
+Network byte order, because from ``src`` to ``flags`` a PACKET_V4 item is the frame's own
+bytes (IPv4 addresses, then TCP ports, seq, ack, data offset, flags): the capture packs the
+common frame's item around one slice of them (``PACKET_V4_RAW`` = ``!BQQ22sI``, 43 bytes).
 
-KEYED_LINES (worker -> aggregator): ``count`` u64 order keys, then ``count`` u32 lengths, then
-the lines back to back (little-endian, as the frame header). LINES item: ``u32 length`` then that many bytes. COUNTERS body: UTF-8
-JSON object of str -> int. CONTROL body: an ASCII control word such as ``END`` ("end of
-input": the producer will send nothing more).
+KEYED_LINES (worker -> aggregator, little-endian): ``count`` u64 order keys, ``count`` u32
+lengths, the lines back to back. LINES item: ``u32 length`` and the bytes. COUNTERS: UTF-8
+JSON of str -> int. CONTROL: an ASCII word such as ``END`` (the producer sends no more).
 
-Rule: decoding something that is not a frame we wrote raises ``CodecError`` and nothing else.
-That means a bug (a torn ring, a version mismatch), not bad traffic: traffic is already a
-``Segment`` before it gets here.
+Rule: decoding what is not a frame we wrote raises ``CodecError`` and nothing else: a bug (a
+torn ring, a version mismatch), not bad traffic, which is decoded before it gets here.
 """
 from __future__ import annotations
 
@@ -149,8 +145,7 @@ def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
     return packets_frame(len(items), parts)
 
 
-#: The fields of one PACKETS item, as ``unpack_item`` returns them: index, ts_ns, src, sport,
-#: dst, dport, seq, ack, flags, then where its payload starts and ends (the next item's offset).
+#: ``unpack_item``: index, ts_ns, src, sport, dst, dport, seq, ack, flags, payload start, end
 Item = tuple[int, int, bytes, int, bytes, int, int, int, int, int, int]
 FIRST_ITEM: Final = _FH
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from workers import framing
+from workers import framing, startline
 from workers.anomalies import Anomalies, register
 from workers.framing import Framing
 from workers.message import HttpRequest, HttpResponse
@@ -50,7 +50,7 @@ ANOMALIES = register(
 
 
 def _response(status_line: re.Match[bytes], ts_first_ns: int) -> HttpResponse:
-    """A response from a ``framing.STATUS_LINE`` match (no 3-digit status: ``None``)."""
+    """A response from a ``startline.STATUS_LINE`` match (no 3-digit status: ``None``)."""
     version, raw, reason = status_line.groups()
     raw = raw or b""
     status = int(raw) if len(raw) == 3 and raw.isdigit() else None
@@ -175,10 +175,10 @@ class HalfParser(StartFinder):
         line, headers, body_start = found
         msg: HttpRequest | HttpResponse
         if self.role == CLIENT:
-            plain = framing.split_request_line(line)
+            plain = startline.split_request_line(line)
             if plain is None:
                 # a status line never matches REQUEST_LINE: "/" is not a method token character
-                m = framing.REQUEST_LINE.match(line)
+                m = startline.REQUEST_LINE.match(line)
                 if m is None:
                     return False
                 groups = m.groups()  # the version may be None (HTTP/0.9): not for this path
@@ -188,12 +188,12 @@ class HalfParser(StartFinder):
             method, target, version = plain
             msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
         else:
-            plain = framing.split_status_line(line)
+            plain = startline.split_status_line(line)
             if plain is not None:
                 version, code, reason = plain
                 msg = HttpResponse(int(code), code, reason, version, ts_first_ns=ts_ns)
             else:
-                m = framing.STATUS_LINE.match(line)
+                m = startline.STATUS_LINE.match(line)
                 if m is None:
                     return False
                 msg = _response(m, ts_ns)
@@ -238,7 +238,7 @@ class HalfParser(StartFinder):
         line = bytes(buf[:nl])
         self.first_ts = self.buf_ts
         if self.role != SERVER:
-            m = framing.REQUEST_LINE.match(line)  # never a status line (see _whole_head)
+            m = startline.REQUEST_LINE.match(line)  # never a status line (see _whole_head)
             if m is not None:
                 self.conn.learn_role(self, CLIENT)
                 method, target, version = m.groups()
@@ -257,7 +257,7 @@ class HalfParser(StartFinder):
                 self.remaining = 0
                 return True
         if self.role != CLIENT:
-            m = framing.STATUS_LINE.match(line)
+            m = startline.STATUS_LINE.match(line)
             if m is not None:
                 self.conn.learn_role(self, SERVER)
                 self.msg = _response(m, self.first_ts)

@@ -44,18 +44,8 @@ _RESPONSE_MARK: Final = prefix(RESPONSE_BODY_KEY)
 _SIDES: Final = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
 
 
-# JSON texts of kept header values (of up to 128 bytes), per header name; past 8,192 of them
-# in all, every header-name entry is forgotten (and rebuilt as headers come): a few MB at most
-_VALUE_MEMO_MAX: Final = 8192
-_VALUE_MEMO_BYTES: Final = 128
-
-
-def _header_text(value: bytes) -> str:
-    """A header value as text: UTF-8, else Latin-1 (``apicall._text``)."""
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
+_VALUE_MEMO_MAX: Final = 8192  # kept header values' JSON texts held in all (_forget_names)
+_VALUE_MEMO_BYTES: Final = 128  # ... each of a value up to this long
 
 
 class LineBuilder:
@@ -113,7 +103,8 @@ class LineBuilder:
         return entry
 
     def _forget_names(self) -> None:
-        """Drop every header-name entry and the value texts they hold (the memory bound)."""
+        """Drop every header-name entry and the value texts they hold: the memory bound (a
+        few MB), reached after ``memo_values_max`` texts; entries are rebuilt as needed."""
         for names in self._names:
             names.clear()
         self._memo_values = 0
@@ -133,7 +124,7 @@ class LineBuilder:
             if action.__class__ is str:  # kept as is: the JSON text of a value seen before
                 fragment_text = texts.get(value)
                 if fragment_text is None:
-                    fragment_text = action + enc(_header_text(value)) + "]" if value else ""
+                    fragment_text = action + enc(_text(value)) + "]" if value else ""
                     if len(value) <= _VALUE_MEMO_BYTES:
                         texts[value] = fragment_text
                         self._memo_values += 1
@@ -142,7 +133,7 @@ class LineBuilder:
                 if fragment_text:
                     parts.append(fragment_text)
             elif action is not PLAN_DROP:
-                put(action, _header_text(value), parts, pending)
+                put(action, _text(value), parts, pending)
             if kind:
                 found = note_special(found, kind, value)
         return found

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Final, TYPE_CHECKING
 
-from workers import framing
+from workers import startline
 from workers.anomalies import register
 from workers.framing import Framing
 from workers.message import HttpResponse
@@ -70,7 +70,7 @@ class StartFinder(BodyReader):
     def _unterminated_at_eof(self, ts_ns: int) -> None:
         """Bytes left without a line end when the stream ends: a last request line, or the
         status-line-less answer to a waiting request, are still reported."""
-        if self.role != SERVER and framing.REQUEST_LINE.match(bytes(self.buf).rstrip(b"\r\n")):
+        if self.role != SERVER and startline.REQUEST_LINE.match(bytes(self.buf).rstrip(b"\r\n")):
             self.buf += b"\r\n\r\n"
             self.state = START
             self._run(ts_ns)
@@ -99,11 +99,11 @@ class StartFinder(BodyReader):
         buf = self.buf
         best = -1
         if self.role != SERVER:
-            m = framing.RESYNC_REQUEST.search(buf)
+            m = startline.RESYNC_REQUEST.search(buf)
             if m is not None:
                 best = m.start(1)
         if self.role != CLIENT:
-            m = framing.RESYNC_STATUS.search(buf)
+            m = startline.RESYNC_STATUS.search(buf)
             if m is not None and (best < 0 or m.start(1) < best):
                 best = m.start(1)
         if best >= 0:

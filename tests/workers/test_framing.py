@@ -12,10 +12,7 @@ from hypothesis import strategies as st
 
 from workers import framing
 from workers.anomalies import Anomalies
-from workers.framing import (
-    REQUEST_LINE, STATUS_LINE, find_head_end, parse_header_lines, plain_head, split_request_line,
-    split_status_line,
-)
+from workers.framing import find_head_end, parse_header_lines, plain_head
 
 _ALPHABET = b"ab: \t\x0b\x0c\r\n:"
 _line = st.binary(max_size=12).map(lambda b: bytes(_ALPHABET[x % len(_ALPHABET)] for x in b))
@@ -48,13 +45,6 @@ def test_the_usual_shape_and_its_edges() -> None:
     assert plain_head(b"GET / HTTP/1.1\r\n folded\r\n\r\n") == (b"GET / HTTP/1.1", None, 27)
 
 
-@settings(max_examples=2000, deadline=None)
-@given(st.sampled_from([b"HTTP/", b"http/", b"HtTp/"]), st.binary(max_size=30))
-def test_a_status_line_never_matches_the_request_line(start: bytes, rest: bytes) -> None:
-    # http1 relies on it: "/" is not a method token character, so no check for "HTTP/"
-    assert REQUEST_LINE.match(start + rest) is None
-
-
 def test_repeated_header_lines_come_from_the_bounded_memo() -> None:
     framing._LINES.clear()
     head = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nX-Long: " + b"v" * 300 + b"\r\n\r\n"
@@ -70,41 +60,3 @@ def test_repeated_header_lines_come_from_the_bounded_memo() -> None:
         assert len(framing._LINES) <= framing._LINES_MAX
     assert plain_head(b"GET / HTTP/1.1\r\nX-Id: 7\r\n\r\n") == (
         b"GET / HTTP/1.1", [(b"X-Id", b"7")], 27)
-
-
-_START_PIECES = [b"GET", b"POST", b"OPTIONS", b"BREW", b"get", b"HTTP/1.1", b"HTTP/1.0",
-                 b"http/1.1", b"HTTP/2", b"200", b"404", b"20", b"2000", b"OK", b"Not Found",
-                 b"/a", b"/a?b=c", b"*", b" ", b"  ", b"\t", b"\r", b"\x0b", b"\x0c", b"x"]
-_start_line = st.lists(st.sampled_from(_START_PIECES), max_size=7).map(b"".join)
-
-
-@settings(max_examples=4000, deadline=None)
-@given(_start_line)
-@example(b"GET /a HTTP/1.1")
-@example(b"HTTP/1.1 200 OK")
-@example(b"HTTP/1.1 200")
-@example(b"HTTP/1.1 200 ")
-def test_the_plain_start_line_splits_equal_the_regexes(line: bytes) -> None:
-    """Whenever the split accepts a line, the regex matches it with the same groups."""
-    request = split_request_line(line)
-    if request is not None:
-        m = REQUEST_LINE.match(line)
-        assert m is not None and m.groups() == request
-    status = split_status_line(line)
-    if status is not None:
-        m = STATUS_LINE.match(line)
-        assert m is not None
-        version, code, reason = m.groups()
-        assert (version, code, reason or b"") == status
-
-
-def test_the_plain_start_lines_and_what_goes_to_the_regexes() -> None:
-    assert split_request_line(b"GET /a?b HTTP/1.1") == (b"GET", b"/a?b", b"HTTP/1.1")
-    assert split_status_line(b"HTTP/1.0 404 Not Found") == (b"HTTP/1.0", b"404", b"Not Found")
-    assert split_status_line(b"HTTP/1.1 204") == (b"HTTP/1.1", b"204", b"")
-    for line in (b"GET  /a HTTP/1.1", b"GET /a\tb HTTP/1.1", b"BREW /pot HTTP/1.1",
-                 b"GET /a HTTP/2", b"GET /a", b"get /a HTTP/1.1", b"GET /a HTTP/1.1 "):
-        assert split_request_line(line) is None, line
-    for line in (b"HTTP/1.1 2000 OK", b"HTTP/1.1  200 OK", b"HTTP/1.1 200  OK",
-                 b"HTTP/1.1 200 O\rK", b"http/1.1 200 OK", b"HTTP/1.1 20x OK"):
-        assert split_status_line(line) is None, line

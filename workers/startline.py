@@ -1,0 +1,62 @@
+"""Start lines of HTTP/1.x messages: the request line and the status line (RFC 9112 sections
+3 and 4).
+
+Strategy: the regexes are the definition, lenient the way real servers and browsers are:
+several spaces or tabs may separate the parts; a request line without a version is HTTP/0.9
+(RFC 9112 appendix C.1); the version token is matched case-insensitively. Most traffic uses
+one plain form (a common method, single spaces, HTTP/1.0 or 1.1, a three-digit status), which
+``split_request_line`` and ``split_status_line`` take apart with one split each, returning
+exactly the regexes' groups (property-tested in ``tests/workers/test_framing.py``) or None for
+anything else, which then goes to the regexes.
+"""
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# A request line: method token, target, optional version. Targets may hold any byte except
+# CR/LF; white space runs are tolerated between the parts.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+REQUEST_LINE: Final = re.compile(
+    rb"(" + _TOKEN + rb")[ \t]+([^ \t\r\n]+(?:[ \t]+[^ \t\r\n]+)*?)"
+    rb"(?:[ \t]+([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?))?[ \t]*\r?$"
+)
+STATUS_LINE: Final = re.compile(
+    rb"([Hh][Tt][Tt][Pp]/\d+(?:\.\d+)?)(?:[ \t]+([^ \t\r\n]*))?(?:[ \t]+([^\r\n]*))?\r?$"
+)
+# Where a message may start when resynchronising: a request line with an HTTP/1.x version,
+# or a status line. Anchored at a line start by the callers.
+RESYNC_REQUEST: Final = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/1\.[01]\r?\n")
+RESYNC_STATUS: Final = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
+# The plain start lines most traffic uses, split without a regex (split_request_line,
+# split_status_line); anything else goes to REQUEST_LINE / STATUS_LINE.
+_PLAIN_METHODS: Final = frozenset({b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD",
+                                   b"OPTIONS"})
+_PLAIN_VERSIONS: Final = frozenset({b"HTTP/1.1", b"HTTP/1.0"})
+
+
+def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(method, target, version) of a plain request line, exactly ``REQUEST_LINE``'s groups:
+    a common method, one space each side of the target, ``HTTP/1.0`` or ``HTTP/1.1``. None
+    for any other line (the caller then uses ``REQUEST_LINE``)."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return None
+    method, target, version = parts
+    if method not in _PLAIN_METHODS or version not in _PLAIN_VERSIONS or not target \
+            or 9 in target or 13 in target:  # TAB, CR (an int: a byte string costs 7x more)
+        return None
+    return method, target, version
+
+
+def split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(version, 3-digit status, reason) of a plain status line, exactly ``STATUS_LINE``'s
+    groups (a missing reason is ``b""``): ``HTTP/1.0`` or ``HTTP/1.1``, one space, three
+    digits, then a space and a reason not starting with white space, or nothing. None for any
+    other line (the caller then uses ``STATUS_LINE``)."""
+    version, _, rest = line.partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if version not in _PLAIN_VERSIONS or len(code) != 3 or not code.isdigit() \
+            or (reason and reason[0] in (32, 9)) or 13 in reason:
+        return None
+    return version, code, reason
