@@ -77,21 +77,27 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
     end = chunk.find(b"\r\n\r\n")
     if end <= 0 or chunk[0] in (13, 10):
         return None
-    head = chunk[:end]
-    lines = head.split(b"\r\n")
-    if head.count(b"\n") != len(lines) - 1 or lines[0][-1] == 13:  # a bare LF, a stray CR
+    lines = chunk[:end].split(b"\r\n")
+    start = lines[0]
+    if start[-1] == 13 or 10 in start:  # a stray CR, a bare LF (10 as an int: see startline)
         return None
     headers: list[Any] = []  # of (name, value) pairs: Headers (see _LINES for why Any)
     memo = _LINES
     for i in range(1, len(lines)):
         raw = lines[i]  # never empty: the first empty line ends the head
         pair: Any = memo.get(raw)
-        if pair is not None:
+        if pair is not None:  # a line held is one that passed every check below
             headers.append(pair)
             continue
+        if 10 in raw:  # a bare LF: the whole head takes the general rules
+            return None
         name, sep, value = raw.partition(b":")
         if not sep or raw[0] in (32, 9) or raw[-1] == 13:
-            return lines[0], None, end + 4
+            # the general header rules, but only if no later line has a bare LF (which would
+            # move the end of the head the general path finds)
+            if chunk.count(b"\n", 0, end) != len(lines) - 1:
+                return None
+            return start, None, end + 4
         # what strip() would give, without the calls in the usual "Name: value" shape
         if not name or _space(name[0]) or _space(name[-1]):
             name = name.strip()
@@ -106,7 +112,7 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
                 memo.clear()
             memo[raw] = pair
         headers.append(pair)
-    return lines[0], headers, end + 4
+    return start, headers, end + 4
 
 
 def _space(byte: int) -> bool:

@@ -22,6 +22,7 @@ _line = st.binary(max_size=12).map(lambda b: bytes(_ALPHABET[x % len(_ALPHABET)]
 @given(st.lists(_line, min_size=1, max_size=6), st.binary(max_size=4))
 @example([b"GET / HTTP/1.1", b"Host:  h ", b"X:\x0bv", b"Y : 1", b"Z:"], b"")
 @example([b"HTTP/1.1 200 OK", b"A: \t", b"B: b\x0c", b"C:  c"], b"body")
+@example([b"GET / HTTP/1.1", b"no colon", b"X: a\n"], b"b")  # a bare LF after a general line
 def test_plain_head_equals_the_general_rules(lines: list[bytes], body: bytes) -> None:
     chunk = b"\r\n".join(lines) + b"\r\n\r\n" + body
     found = plain_head(chunk)
