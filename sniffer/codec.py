@@ -2,9 +2,9 @@
 
 Strategy: one ring frame carries a whole batch (never one packet), so the per-frame cost is
 paid once per batch. Per packet the capture process makes one ``struct.pack`` of the item
-header (``pack_packet``) and keeps ``[header, payload, header, payload, ...]`` per worker; a
-batch becomes a frame with one ``join`` (``packets_frame``). The worker unpacks each item with
-one ``unpack_from`` and builds the ``Segment`` without the NamedTuple constructor frame. Lines
+header and keeps ``[header, payload, header, payload, ...]`` per worker; a batch becomes a
+frame with one ``join`` (``packets_frame``). The worker unpacks each item with one
+``unpack_from`` (``unpack_item``) straight into its fields, no ``Segment`` built. Lines
 go back with their order keys and lengths in two arrays packed and unpacked with one call
 each. Layouts are ``struct.Struct`` constants with a field table, in the spirit of dpkt's
 ``__hdr__``. Frames never leave the machine; packet items are in network order (see below),

@@ -70,7 +70,7 @@ class Sharder:
     def packets(self, linktype: int, batch: Iterable[tuple[int, bytes]]) -> None:
         """Take packets ``(ts_ns, frame)`` of one link type."""
         decode = self.decoder.decode
-        ports, n, all_parts, owners = self.ports, self.n, self.parts, self.owners
+        ports, n, all_parts = self.ports, self.n, self.parts
         pack4, pack6, raw4 = codec.PACKET_V4.pack, codec.PACKET_V6.pack, codec.PACKET_V4_RAW.pack
         limit = 2 * BATCH_SEGMENTS
         sizes, batch_bytes = self.sizes, self.batch_bytes
@@ -85,13 +85,7 @@ class Sharder:
                 if ip >= 0:
                     if not ports or (frame[ip + 20] << 8 | frame[ip + 21]) in ports \
                             or (frame[ip + 22] << 8 | frame[ip + 23]) in ports:
-                        if n == 1:
-                            w = 0
-                        else:
-                            key = frame[ip + 12:ip + 24]
-                            w = owners.get(key, -1)
-                            if w < 0:
-                                w = self._owner(key)
+                        w = 0 if n == 1 else self._worker_of(frame[ip + 12:ip + 24])
                         header = raw4(4, index, ts_ns, frame[ip + 12:ip + 34], end - body)
                         payload = frame[body:end]
                 else:
@@ -99,13 +93,7 @@ class Sharder:
                     if seg is not None:
                         src, sport, dst, dport, seq, ack, flags, payload = seg
                         if not ports or sport in ports or dport in ports:
-                            if n == 1:
-                                w = 0
-                            else:
-                                key = src + dst + _PORTS(sport, dport)
-                                w = owners.get(key, -1)
-                                if w < 0:
-                                    w = self._owner(key)
+                            w = 0 if n == 1 else self._worker_of(src + dst + _PORTS(sport, dport))
                             header = (pack4(4, index, ts_ns, src, dst, sport, dport, seq, ack,
                                             flags, len(payload)) if len(src) == 4 else
                                       pack6(6, index, ts_ns, src, dst, sport, dport, seq, ack,
@@ -133,9 +121,14 @@ class Sharder:
             self.counters["packets"] += index - first
             self.index = index
 
+    def _worker_of(self, key: bytes) -> int:
+        """The worker of the flow ``key``: src, dst, sport, dport as the frame has them (4 or
+        16 byte addresses, 2 byte ports), from the cache or else from ``flow_hash``."""
+        w = self.owners.get(key, -1)
+        return w if w >= 0 else self._owner(key)
+
     def _owner(self, key: bytes) -> int:
-        """The worker of a flow not in the cache (which is cleared when full: bounded);
-        ``key`` is src, dst, sport, dport (4 or 16 byte addresses, 2 byte ports)."""
+        """The worker of a flow not in the cache (which is cleared when full: bounded)."""
         if len(self.owners) + 2 > MAX_CACHED_FLOWS:
             self.owners.clear()
         a = (len(key) - 4) >> 1

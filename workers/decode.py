@@ -9,11 +9,12 @@ payload length sets ``end``). Every way a frame can fail to be a TCP segment is 
 name in ``self.anomalies`` and returns ``None``; nothing raises.
 
 Fast path: the common frame (Ethernet or Linux SLL, IPv4 without options or IPv6 without
-extension headers, then TCP) is checked at fixed offsets (``plain_tcp4`` for IPv4, which the
-capture's sharder also uses to ship the frame's header bytes as they are), read with one
-``unpack_from`` and accepted only when every check of the general path would pass (no fragment, lengths inside the
-captured bytes, a valid TCP data offset); anything else, including everything that would be
-counted as an anomaly, takes the general path below, so both give the same result.
+extension headers, then TCP) is checked at fixed offsets (``plain_tcp4`` for IPv4, which
+the capture's sharder also uses to ship the frame's header bytes as they are), read with
+one ``unpack_from`` and accepted only when every check of the general path would pass (no
+fragment, lengths inside the captured bytes, a valid TCP data offset); anything else,
+including everything that would be counted as an anomaly, takes the general path below, so
+both give the same result.
 
 Covered layers: Ethernet with any stack of 802.1Q / 802.1ad / 0x9100 tags (bounded) and
 PPPoE sessions (RFC 2516); Linux cooked SLL / SLL2; BSD NULL / LOOP; raw IP. IPv4 with
@@ -54,6 +55,7 @@ _FAST_ETHERTYPE_AT: Final = {LINKTYPE_ETHERNET: 12, LINKTYPE_LINUX_SLL: 14}
 # From IPv4 offset 12 in a plain frame: addresses, then TCP ports, seq, ack, data offset, flags
 _PLAIN4_FIELDS: Final = struct.Struct("!4s4sHHIIxB").unpack_from
 _NOT_PLAIN: Final = (-1, 0, 0)
+_new_tuple = tuple.__new__  # builds the Segment without the NamedTuple __new__ frame
 
 
 def plain_tcp4(linktype: int, frame: bytes) -> tuple[int, int, int]:
@@ -81,7 +83,6 @@ def plain_tcp4(linktype: int, frame: bytes) -> tuple[int, int, int]:
     if doff < 0x50 or start > end or end > size:
         return _NOT_PLAIN
     return ip, start, end
-_new_tuple = tuple.__new__  # builds the Segment without the NamedTuple __new__ frame
 
 
 class Decoder(TunnelMixin):

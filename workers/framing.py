@@ -1,4 +1,4 @@
-"""Start lines, header blocks and message framing for HTTP/1.x (RFC 9112).
+"""Header blocks and message framing for HTTP/1.x (RFC 9112).
 
 Strategy: pure functions over bytes, lenient the way real servers and browsers are (start
 lines: ``workers/startline.py``):
@@ -33,6 +33,8 @@ ANOMALIES = register(
 )
 
 HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+
+
 class Framing(Enum):
     """How the body of a message is delimited."""
 

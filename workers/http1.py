@@ -23,7 +23,6 @@ Nothing here raises on traffic: odd input becomes a named anomaly.
 """
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from workers import framing, startline
@@ -49,9 +48,10 @@ ANOMALIES = register(
 )
 
 
-def _response(status_line: re.Match[bytes], ts_first_ns: int) -> HttpResponse:
-    """A response from a ``startline.STATUS_LINE`` match (no 3-digit status: ``None``)."""
-    version, raw, reason = status_line.groups()
+def _response(version: bytes, raw: bytes | None, reason: bytes | None, ts_first_ns: int,
+              ) -> HttpResponse:
+    """A response from a status line's parts: ``startline.STATUS_LINE``'s groups or
+    ``split_status_line``'s (no 3-digit status: ``None``)."""
     raw = raw or b""
     status = int(raw) if len(raw) == 3 and raw.isdigit() else None
     return HttpResponse(status, raw, reason or b"", version, ts_first_ns=ts_first_ns)
@@ -190,13 +190,13 @@ class HalfParser(StartFinder):
         else:
             plain = startline.split_status_line(line)
             if plain is not None:
-                version, code, reason = plain
-                msg = HttpResponse(int(code), code, reason, version, ts_first_ns=ts_ns)
+                msg = _response(plain[0], plain[1], plain[2], ts_ns)
             else:
                 m = startline.STATUS_LINE.match(line)
                 if m is None:
                     return False
-                msg = _response(m, ts_ns)
+                version, raw, reason = m.groups()
+                msg = _response(version, raw, reason, ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD
@@ -260,7 +260,8 @@ class HalfParser(StartFinder):
             m = startline.STATUS_LINE.match(line)
             if m is not None:
                 self.conn.learn_role(self, SERVER)
-                self.msg = _response(m, self.first_ts)
+                version, raw, reason = m.groups()
+                self.msg = _response(version, raw, reason, self.first_ts)
                 self.state = HEAD
                 self.remaining = 0
                 return True

@@ -42,8 +42,6 @@ _NOTE: Final = prefix(NOTE_KEY)
 _REQUEST_MARK: Final = prefix(REQUEST_BODY_KEY)
 _RESPONSE_MARK: Final = prefix(RESPONSE_BODY_KEY)
 _SIDES: Final = (("request_header:", _REQUEST_KEYS), ("response_header:", _RESPONSE_KEYS))
-
-
 _VALUE_MEMO_MAX: Final = 8192  # kept header values' JSON texts held in all (_forget_names)
 _VALUE_MEMO_BYTES: Final = 128  # ... each of a value up to this long
 
@@ -62,7 +60,8 @@ class LineBuilder:
         self.anomalies = anomalies
         self._host = "" if not host else "," + prefix("host") + encode_basestring(host) + "]"
         self._actions: dict[str, Any] = {}
-        # raw header name -> (action, special kind) or False (dropped, not special)
+        # raw header name -> (action, special kind, value -> JSON text) or False (dropped,
+        # not special); the value texts are filled only for a plain keep
         self._names: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})
         self._memo_values = 0  # value texts held by the entries of _names
         self.memo_values_max = _VALUE_MEMO_MAX

@@ -6,7 +6,7 @@ several spaces or tabs may separate the parts; a request line without a version 
 (RFC 9112 appendix C.1); the version token is matched case-insensitively. Most traffic uses
 one plain form (a common method, single spaces, HTTP/1.0 or 1.1, a three-digit status), which
 ``split_request_line`` and ``split_status_line`` take apart with one split each, returning
-exactly the regexes' groups (property-tested in ``tests/workers/test_framing.py``) or None for
+exactly the regexes' groups (property-tested in ``tests/workers/test_startline.py``) or None for
 anything else, which then goes to the regexes.
 """
 from __future__ import annotations
