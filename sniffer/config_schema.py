@@ -111,6 +111,8 @@ class Config:
 
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     workers: int | str = field(default="auto", metadata=_p(v.workers))
+    start_method: str = field(default="forkserver",
+                              metadata=_p(v.choice("forkserver", "spawn")))
     limits: CoreLimits = field(default_factory=CoreLimits)
     output: OutputConfig = field(default_factory=OutputConfig)
     status: StatusConfig = field(default_factory=StatusConfig)

@@ -5,7 +5,8 @@ Shell strategy (uvicorn's supervisor, faster-fifo's rings):
   alone unlinks them, in a ``finally``; children attach by name. If the supervisor itself is
   killed, Python's resource tracker removes the segments, and the children notice they are
   orphaned and wind down.
-- Children start in the spawn context in dependency order: aggregator, workers, capture.
+- Children start in dependency order (aggregator, workers, capture), forked by the fork
+  server (``start_method: forkserver``, see ``sniffer/pipeline.py``) or spawned.
 - Signal handlers only set a flag. On SIGTERM/SIGINT the capture stops reading, flushes and
   sends END; each worker flushes every connection and sends END; the aggregator writes
   everything and closes the output (within the output deadline). Nothing complete on the
@@ -18,7 +19,7 @@ Shell strategy (uvicorn's supervisor, faster-fifo's rings):
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import queue
 import signal
 import sys
@@ -32,7 +33,8 @@ import workers.decode  # noqa: F401
 from sniffer import __version__, aggregator_proc, capture_proc, codec, worker_proc
 from sniffer.config import Config
 from sniffer.metrics import RateMeter, Totals, WorkerStatus, prometheus_text, worker_loads
-from sniffer.pipeline import Wiring, child_entry, child_environment
+from sniffer.pipeline import (Wiring, child_entry, child_environment, start_context,
+                              stop_start_server)
 from sniffer.ring import Ring
 from sniffer.status import MetricsServer, final_summary, health_of, status_line
 
@@ -53,8 +55,8 @@ class Supervisor:
 
     def __init__(self, cfg: Config, source: str | None, deadline_s: float) -> None:
         self.cfg = cfg
-        self.ctx = mp.get_context("spawn")
-        child_environment()  # before any child starts: spawn copies the environment
+        child_environment()  # before any child or the fork server starts: they copy it
+        self.ctx = start_context(cfg.start_method)
         self.n = max(1, int(cfg.workers))
         self.deadline_s = deadline_s
         self.rings: list[Ring] = []
@@ -139,8 +141,11 @@ class Supervisor:
         interval = self.cfg.status.interval_s
         next_status = time.monotonic() + interval if interval else float("inf")
         stop_at: float | None = None
-        while self.procs["aggregator"].is_alive():
-            self._drain_stats(0.2)
+        aggregator = self.procs["aggregator"]
+        while aggregator.is_alive():
+            # wakes as soon as the aggregator exits (the end of a `read`), else every 0.2 s
+            mp_connection.wait([aggregator.sentinel], 0.2)
+            self._drain_stats()
             if self.signals and stop_at is None:
                 log.info("stopping (signal %d): flushing everything in flight", self.signals[0])
                 self.wiring.stop.set()
@@ -155,7 +160,7 @@ class Supervisor:
                 next_status = time.monotonic() + interval
             if due or self.server is not None:
                 self._refresh_metrics(print_status=due)
-        self._drain_stats(0)
+        self._drain_stats()
         code = self.procs["aggregator"].exitcode
         if code == 3:
             self.errors.append("some calls were not delivered before the deadline "
@@ -187,18 +192,16 @@ class Supervisor:
                 count = self.per_process.get("capture", {}).get("packets", 0)
                 self.wiring.inputs[i].put(codec.encode_control(f"END {count}"))
 
-    def _drain_stats(self, timeout_s: float) -> None:
+    def _drain_stats(self) -> None:
         try:
-            name, counters = self.wiring.stats.get(timeout=timeout_s) if timeout_s else \
-                self.wiring.stats.get_nowait()
             while True:
+                name, counters = self.wiring.stats.get_nowait()
                 if name == "capture-error":
                     self.errors.append(str(counters.get("message")))
                 else:
                     self.per_process[name] = counters
                     self.metrics.update(name, {k: v for k, v in counters.items()
                                                if k != "busy_permille"})
-                name, counters = self.wiring.stats.get_nowait()
         except queue.Empty:
             pass
 
@@ -220,10 +223,12 @@ class Supervisor:
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
-        self._drain_stats(0)
+        self._drain_stats()
         for ring in self.rings:
             ring.close()
             ring.unlink()
+        if not any(proc.is_alive() for proc in self.procs.values()):
+            stop_start_server(self.cfg.start_method)
 
 
 def run_pipeline(cfg: Config, source: str | None, deadline_s: float) -> Outcome:

@@ -157,7 +157,7 @@ def test_a_killed_worker_is_restarted_and_the_run_goes_on(tmp_path: Path) -> Non
             while "worker-0 died" not in run["err_path"].read_text():
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-            time.sleep(2.0)  # the new worker starts (spawn) and attaches
+            time.sleep(2.0)  # the new worker starts (forked by the fork server) and attaches
             for i in range(20):
                 curl(cli, f"http://{link.addr_b}:8080/after/{i}")
             time.sleep(1.0)
@@ -165,6 +165,44 @@ def test_a_killed_worker_is_restarted_and_the_run_goes_on(tmp_path: Path) -> Non
     assert "worker_restarts=1" in run["stderr"]
     urls = [c["request_url"] for c in calls(out)]
     assert all(f"http://{link.addr_b}:8080/after/{i}" in urls for i in range(20))
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_killed_supervisor_leaves_no_process_and_no_ring_behind(tmp_path: Path) -> None:
+    """SIGKILL the supervisor (no chance to clean up): every child notices and exits, the
+    fork server after them, and the resource tracker unlinks the shared-memory rings."""
+    skip_unless_live()
+    with two_hosts("lvo") as (cli, srv, link), http_server(srv, link.addr_b, 8080):
+        out = tmp_path / "calls.jsonl"
+        with sniffer(srv, ["run", "-i", link.if_b, "--workers", "2", "-o", str(out)],
+                     tmp_path) as run:
+            curl(cli, f"http://{link.addr_b}:8080/x")
+            text = run["err_path"].read_text()
+            children = [int(p) for p in re.findall(r"started \S+ \(pid (\d+)\)", text)]
+            servers = {_parent_of(pid) for pid in children}
+            assert len(children) == 4 and len(servers) == 1 and run["pid"] not in servers
+            assert _parent_of(next(iter(servers))) == run["pid"]
+            assert shm_of(run["pid"])
+            os.kill(run["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while not all(map(_exited, [*children, *servers])) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert run["rc"] == -signal.SIGKILL
+        assert [pid for pid in [*children, *servers] if not _exited(pid)] == []
+        deadline = time.monotonic() + 10
+        while shm_of(run["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert shm_of(run["pid"]) == []
 
 
 def test_tcpreplay_onto_a_veth_at_a_moderate_rate(tmp_path: Path) -> None:

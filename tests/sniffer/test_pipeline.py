@@ -3,10 +3,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from sniffer.pipeline import CHILD_ENV, child_environment
+from sniffer.pipeline import (CHILD_ENV, Wiring, child_environment, orphaned, start_context,
+                              stop_start_server)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _report_env(queue: mp.Queue) -> None:  # runs in a spawned child
@@ -34,3 +42,81 @@ def test_a_value_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     child_environment()
     assert os.environ["MALLOC_MMAP_THRESHOLD_"] == "65536"
+
+
+def _burn_cpu(seconds: float) -> None:  # runs in a child
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_children_cpu_time_reaches_this_process_once_the_start_server_stops(method: str) -> None:
+    """The fork server reaps the children; stopping and reaping it brings their CPU seconds
+    into RUSAGE_CHILDREN, which the benchmark and `time` rely on."""
+    ctx = start_context(method)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = ctx.Process(target=_burn_cpu, args=(0.4,))
+    proc.start()
+    proc.join(60)
+    stop_start_server(method)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.exitcode == 0
+    assert after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime >= 0.35
+
+
+_ORPHAN_HOLDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from sniffer.pipeline import Wiring, start_context
+from tests.sniffer.test_pipeline import _wait_until_orphaned
+ctx = start_context({method!r})
+wiring = Wiring([], [], ctx.Event(), ctx.Queue())
+proc = ctx.Process(target=_wait_until_orphaned, args=(wiring, {marker!r}))
+proc.start()
+print(proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _wait_until_orphaned(wiring: Wiring, marker: str) -> None:  # runs in a child
+    assert not orphaned(wiring)
+    end = time.monotonic() + 60
+    while not orphaned(wiring) and time.monotonic() < end:
+        time.sleep(0.02)
+    Path(marker).write_text(f"orphaned={orphaned(wiring)} parent={os.getppid()}")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_child_notices_that_its_supervisor_was_killed(method: str, tmp_path: Path) -> None:
+    """SIGKILL the process that started a child: the child sees ``orphaned`` and ends, and
+    the fork server (its real parent, kept up by the child's pipe end) ends after it."""
+    marker = tmp_path / "orphaned.txt"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_HOLDER.format(root=str(ROOT), method=method,
+                                                     marker=str(marker))],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        child = int(holder.stdout.readline())
+        server = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert (server == holder.pid) == (method == "spawn")
+        time.sleep(0.3)
+        assert not marker.exists()
+        holder.kill()
+        holder.wait(10)
+        end = time.monotonic() + 30
+        while not (_gone(child) and _gone(server)) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert _gone(child) and _gone(server)
+        assert marker.read_text().startswith("orphaned=True")
+    finally:
+        holder.kill()
+        holder.wait(10)
+        holder.stdout.close()
