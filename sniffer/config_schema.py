@@ -65,7 +65,8 @@ class OutputConfig:
     max_total_bytes: int = field(default=1024 * MiB, metadata=_p(v.size(0)))
     bundle_bytes: int = field(default=5 * MiB, metadata=_p(v.size(1024, 1024 * MiB)))
     bundle_interval_s: float = field(default=1.0, metadata=_p(v.seconds(0.01)))
-    message_queue_size: int = field(default=1000, metadata=_p(v.whole(1, 10_000_000)))
+    message_queue_size: int | None = field(
+        default=None, metadata=_p(v.optional(v.whole(1, 10_000_000))))
     bundle_queue_size: int = field(default=12, metadata=_p(v.whole(1, 100_000)))
     request_timeout_s: float = field(default=10.0, metadata=_p(v.seconds(0.1)))
     spool_dir: str | None = field(default=None, metadata=_p(v.optional(v.text())))

@@ -40,8 +40,8 @@ class ShipperSettings:
     """Tunables of UrlSink (sizes in bytes, times in seconds)."""
 
     bundle_bytes: int = 5 * 1024 * 1024
-    bundle_calls: int = 1000
-    """A bundle is also sealed when it holds this many calls."""
+    bundle_calls: int | None = None
+    """A bundle is also sealed when it holds this many calls (None: no cap)."""
     bundle_s: float = 1.0
     queue_bytes: int = 64 * 1024 * 1024
     connect_timeout_s: float = 5.0
@@ -75,6 +75,7 @@ class UrlSink:
         self._lock = threading.Lock()  # guards the open bundle, the queue and the spool order
         self._cond = threading.Condition(self._lock)
         self._bundle_bytes = settings.bundle_bytes
+        self._bundle_calls = settings.bundle_calls or 1 << 62
         self._lines: list[bytes] = []
         self._open_bytes = 0
         self._opened_s = 0.0
@@ -102,7 +103,7 @@ class UrlSink:
             self._open_bytes += len(line) + 1
             self._calls_written += 1
             if (self._open_bytes >= self._bundle_bytes
-                    or len(self._lines) >= self.settings.bundle_calls):
+                    or len(self._lines) >= self._bundle_calls):
                 self._seal_locked()
 
     def write_many(self, lines: list[bytes]) -> None:
@@ -115,7 +116,7 @@ class UrlSink:
                 if not self._lines:
                     self._opened_s = time.monotonic()
                 j = fill_index(sizes, i, used, self._bundle_bytes - self._open_bytes,
-                               self.settings.bundle_calls - len(self._lines))
+                               self._bundle_calls - len(self._lines))
                 last = n - 1 if j == n else j
                 self._lines += lines[i:last + 1]
                 self._open_bytes += sizes[last] - used

@@ -77,6 +77,16 @@ def test_bundles_are_cut_by_call_count(endpoint, batch):
     assert sink.counters()["calls_written"] == 25
 
 
+@pytest.mark.parametrize("batch", [0, 500], ids=lambda b: f"batch{b}")
+def test_by_default_bundles_have_no_call_cap(endpoint, batch):
+    """As logger-go: without message_queue_size a bundle is cut by size and age only."""
+    sink = UrlSink(endpoint.url, settings=ShipperSettings(bundle_s=60.0))
+    send(sink, [call(i) for i in range(3000)], batch)
+    assert sink.close(5.0)
+    assert [r.messages for r in endpoint.requests] == [3000]
+    assert numbers(endpoint.messages) == list(range(3000))
+
+
 def test_a_partial_bundle_goes_out_after_bundle_s(endpoint):
     sink = UrlSink(endpoint.url, settings=ShipperSettings(bundle_s=0.1))
     for i in range(3):
