@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from sniffer import config_values as v
 from sniffer.config_bpf import build_bpf
 from sniffer.config_env import env_layer
@@ -216,6 +214,8 @@ def read_yaml(path: str) -> list[Entry]:
             f"{path}: cannot read the config file ({exc.strerror}); pass an existing file"
             f" with --config or fix ${CONFIG_ENV}"
         ) from None
+    import yaml  # here: a process that reads no config file need not import it
+
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -232,6 +232,8 @@ def read_yaml(path: str) -> list[Entry]:
 
 
 def _walk(loader: yaml.SafeLoader, root: yaml.Node, path: str) -> Any:
+    import yaml
+
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(
             f"{path}:{root.start_mark.line + 1}: expected a mapping of sections"
