@@ -7,10 +7,15 @@ import sys
 import time
 import zlib
 
+import json
+
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.endpoint import CaptureEndpoint, check_message
+from tests.endpoint import (CANONICAL_BODY, EXTENSION_KEYS, KNOWN_KEYS, KNOWN_PREFIXES,
+                            CaptureEndpoint, check_body, check_message)
 
 GOOD = b'[["request_method","GET"],["request_header:accept","*/*"],["now","1700000000000"]]'
 NDJSON = {"Content-Type": "application/ndjson; charset=UTF-8"}
@@ -39,6 +44,63 @@ def endpoint(tmp_path):
 def test_check_message(line, reason):
     found = check_message(line)
     assert (found is None) if reason is None else (reason in found)
+
+
+_KNOWN = st.sampled_from(sorted(KNOWN_KEYS | EXTENSION_KEYS))
+_KEYS = st.one_of(  # mostly valid, so that many bundles reach the fast path
+    _KNOWN, _KNOWN, _KNOWN, _KNOWN, _KNOWN, _KNOWN,
+    st.builds(lambda p, t: p + t, st.sampled_from(KNOWN_PREFIXES), st.text(max_size=6)),
+    st.sampled_from(["request_body_base6", "hos", "request_header", "now ", "request\\u005furl",
+                     "request_header:\\u00e9", "custom_field:a\\\"b"]),
+    st.text(max_size=8),
+)
+_ASCII = st.text(st.characters(min_codepoint=32, max_codepoint=127), max_size=12)
+_VALUES = st.one_of(st.from_regex(r"[0-9]{1,13}", fullmatch=True), _ASCII, _ASCII, _ASCII,
+                    st.text(max_size=12),
+                    st.sampled_from(["", "\\n", "\\u00e9", "\\ud800", "a\\\"b", "\\x", "\\u12",
+                                     "12\\u0033", "1 2", "\u00e9", "\x7f", "\x1f"]))
+
+
+def _detail(key: str, value: str, raw: bool, space: str) -> str:
+    """One detail, its strings written raw (may be invalid JSON) or JSON-escaped."""
+    quote = (lambda t: f'"{t}"') if raw else json.dumps
+    return f"[{quote(key)},{space}{quote(value)}]"
+
+
+_LINES = st.builds(
+    lambda details, space, cut: ("[" + ",".join(details) + "]")[:cut],
+    st.lists(st.builds(_detail, _KEYS, _VALUES, st.sampled_from([False, False, False, True]),
+                       st.sampled_from(["", "", "", " "])), min_size=1, max_size=4),
+    st.sampled_from(["", " "]),
+    st.one_of(st.none(), st.none(), st.none(), st.none(), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_LINES, min_size=1, max_size=3), st.booleans())
+def test_the_canonical_fast_path_accepts_only_what_the_line_checks_accept(lines, key_now):
+    """check_body's one-regex path for the sniffer's canonical form never accepts a bundle
+    the line-by-line JSON checks reject, and both give the same messages."""
+    if key_now:
+        lines = [line.replace('"host"', '"now"') for line in lines]
+    body = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
+    slow = [check_message(line) for line in body.split(b"\n")[:-1]]
+    reason, got = check_body(body)
+    if CANONICAL_BODY.fullmatch(body):
+        assert slow == [None] * len(lines)
+    assert (reason is None) == all(r is None for r in slow)
+    assert got == (body.split(b"\n")[:-1] if reason is None else [])
+
+
+@pytest.mark.parametrize("line", [
+    GOOD,
+    b'[["request_body","{\\"a\\":\\"caf\\u00e9\\\\n\\"}"],["response_code","200"],'
+    b'["request_body_base64","AAE="],["custom_field:sniffer-note","x, y [z]"]]',
+])
+def test_sniffer_lines_take_the_fast_path(line):
+    assert CANONICAL_BODY.fullmatch(line + b"\n") and check_message(line) is None
+    assert CANONICAL_BODY.fullmatch(line + b"\n" + line + b"\n")
+    assert not CANONICAL_BODY.fullmatch(line)  # the last message needs its newline here
 
 
 @pytest.mark.parametrize("compress", [False, True])
