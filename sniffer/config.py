@@ -22,7 +22,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sniffer import config_values as v
 from sniffer.config_bpf import build_bpf
@@ -39,6 +39,9 @@ from sniffer.config_schema import (
     schema,
 )
 from sniffer.config_values import ConfigError
+
+if TYPE_CHECKING:  # imported where a file is read (read_yaml), not at start-up
+    import yaml
 
 __all__ = [
     "CONFIG_ENV",
