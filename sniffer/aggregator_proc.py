@@ -56,7 +56,7 @@ def merger_counters(merger: Merger) -> dict[str, int]:
 
 
 def main(cfg: Config, wiring: Wiring, deadline_s: float) -> int:
-    """Process entry point (spawned)."""
+    """Process entry point (forked by the fork server, or spawned)."""
     child_setup(cfg.debug.log_level)
     rules = load_rules(cfg)
     dest = open_output(cfg, rules)

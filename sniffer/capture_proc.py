@@ -139,7 +139,7 @@ def capture_live(cfg: Config, sharder: Sharder, wiring: Wiring, stats: StatsRepo
 
 
 def main(cfg: Config, wiring: Wiring) -> int:
-    """Process entry point (spawned)."""
+    """Process entry point (forked by the fork server, or spawned)."""
     child_setup(cfg.debug.log_level)
     sharder = Sharder(cfg, wiring)
     stats = StatsReporter("capture", wiring)

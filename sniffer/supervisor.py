@@ -33,8 +33,7 @@ import workers.decode  # noqa: F401
 from sniffer import __version__, aggregator_proc, capture_proc, codec, worker_proc
 from sniffer.config import Config
 from sniffer.metrics import RateMeter, Totals, WorkerStatus, prometheus_text, worker_loads
-from sniffer.pipeline import (Wiring, child_entry, child_environment, start_context,
-                              stop_start_server)
+from sniffer.pipeline import Wiring, child_entry, start_context, stop_start_server
 from sniffer.ring import Ring
 from sniffer.status import MetricsServer, final_summary, health_of, status_line
 
@@ -55,7 +54,6 @@ class Supervisor:
 
     def __init__(self, cfg: Config, source: str | None, deadline_s: float) -> None:
         self.cfg = cfg
-        child_environment()  # before any child or the fork server starts: they copy it
         self.ctx = start_context(cfg.start_method)
         self.n = max(1, int(cfg.workers))
         self.deadline_s = deadline_s

@@ -16,7 +16,7 @@ import time
 from sniffer import codec
 from sniffer.config import Config
 from sniffer.pipeline import (
-    StatsReporter, Wiring, child_setup, orphaned, put_waiting, release_rings,
+    StatsReporter, Wiring, child_setup, orphaned, put_waiting, release_rings, tune_worker_malloc,
 )
 from sniffer.worker_loop import Line, WorkerLoop, load_rules
 
@@ -89,7 +89,8 @@ class WorkerShell:
 
 
 def main(cfg: Config, wiring: Wiring, number: int) -> int:
-    """Process entry point (spawned)."""
+    """Process entry point (forked by the fork server, or spawned)."""
+    tune_worker_malloc()
     child_setup(cfg.debug.log_level)
     try:
         WorkerShell(cfg, wiring, number).run()

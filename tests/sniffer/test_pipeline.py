@@ -1,6 +1,7 @@
 """Process plumbing shared by the pipeline's processes (sniffer/pipeline.py)."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import resource
@@ -11,37 +12,52 @@ from pathlib import Path
 
 import pytest
 
-from sniffer.pipeline import (CHILD_ENV, Wiring, child_environment, orphaned, start_context,
-                              stop_start_server)
+from sniffer.pipeline import (WORKER_MMAP_THRESHOLD, Wiring, orphaned, start_context,
+                              stop_start_server, tune_worker_malloc)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _report_env(queue: mp.Queue) -> None:  # runs in a spawned child
-    queue.put({k: os.environ.get(k) for k in CHILD_ENV})
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
 
 
-def test_spawned_children_get_the_malloc_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in CHILD_ENV:
-        monkeypatch.setenv(key, "0")  # recorded, so the test's own setting is undone after
-        monkeypatch.delenv(key)
-    child_environment()
-    ctx = mp.get_context("spawn")
+def _mmapped_after_warm_up(tune: bool, queue: mp.Queue) -> None:  # runs in a child
+    """Whether a 200 KB buffer gets its own mapping once glibc's adaptive threshold has
+    risen (freeing a 1 MiB mapped buffer raises it to 1 MiB)."""
+    os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+    tuned = tune_worker_malloc() if tune else False
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    warm = bytearray(1 << 20)
+    del warm
+    before = mallinfo2().hblks
+    buffer = bytearray(200_000)
+    queue.put((tuned, mallinfo2().hblks - before))
+    del buffer
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_give_large_buffers_their_own_mappings(method: str) -> None:
+    ctx = start_context(method)
     queue = ctx.Queue()
-    proc = ctx.Process(target=_report_env, args=(queue,))
-    proc.start()
     try:
-        assert queue.get(timeout=30) == CHILD_ENV
+        for tune, expected in ((True, (True, 1)), (False, (False, 0))):
+            proc = ctx.Process(target=_mmapped_after_warm_up, args=(tune, queue))
+            proc.start()
+            assert queue.get(timeout=30) == expected
+            proc.join(30)
     finally:
-        proc.join(30)
         queue.close()
-    assert CHILD_ENV["MALLOC_MMAP_THRESHOLD_"] == "131072"
+        stop_start_server(method)
+    assert WORKER_MMAP_THRESHOLD == 131072
 
 
-def test_a_value_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_threshold_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    child_environment()
-    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == "65536"
+    assert tune_worker_malloc() is False
 
 
 def _burn_cpu(seconds: float) -> None:  # runs in a child
