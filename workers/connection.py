@@ -162,6 +162,11 @@ class Connection:
             self._emit(ex.request, None, ["response-missing"])
         self.ra.release()
         self.rb.release()
+        # parser -> connection is the one back reference in a connection's objects: cut, the
+        # connection (parsers, reassemblers, exchanges) is freed by reference counting as soon
+        # as the table lets go of it, instead of waiting as cyclic garbage for the collector
+        del self.pa.conn
+        del self.pb.conn
 
     def _emit_exchange(self, ex: Exchange) -> None:
         self._emit(ex.request, ex.response, [])

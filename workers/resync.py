@@ -54,6 +54,8 @@ class StartFinder(BodyReader):
     """Resync, tunnel and HTTP/0.9 rules of a direction parser (the parser's base)."""
 
     __slots__ = ("conn", "role", "buf_ts", "first_ts", "orphan")
+    # the connection deletes ``conn`` when it finishes (see Connection.finish)
+    __deletable__ = ("conn",)
     conn: Connection
     role: int
     buf_ts: int

@@ -5,6 +5,7 @@ and any duplication of the data segments, the calls equal the in-order, one-segm
 """
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -234,3 +235,23 @@ def test_rst_notes_its_ack_then_drops_the_unacked_tail() -> None:
     assert call.response.body == body[:kept_until]
     assert call.response.body_size == kept_until + 8
     assert core.anomalies["tcp_unacked_at_reset"] == sum(len(p.seg.payload) for p in server[-2:])
+
+
+@pytest.mark.parametrize("close", ["fin", "rst", None])
+def test_a_dropped_connection_leaves_no_cyclic_garbage(close) -> None:
+    # a finished connection cuts its parsers' back reference, so reference counting frees it
+    # (parsers, reassemblers, exchanges) when the table lets go: no work left for the collector
+    gc.collect()
+    gc.disable()
+    try:
+        core = WorkerCore()
+        calls = []
+        for port in range(20):
+            client = (b"\x0a\x00\x00\x09", 50000 + port)
+            calls += run_core(conversation([(C2S, REQ), (S2C, RESP)], close=close,
+                                           client=client), core)
+        assert len(calls) == 20 and core.connection_count == 0
+        del calls
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
