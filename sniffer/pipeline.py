@@ -17,6 +17,7 @@ supervisor's end of each child's start pipe instead of the parent pid.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -76,6 +77,24 @@ def tune_worker_malloc() -> bool:
         return False
 
 
+#: The cyclic garbage collector in the children: a first-generation pass every 10,000 net
+#: allocations of container objects instead of CPython's 700 (the later generations keep
+#: their ratios). What a worker allocates and keeps is mostly the live connection table
+#: (about 20 objects per connection), which each pass traverses again while it is young:
+#: at 10,000 connections, 260 passes cost a worker 0.15 CPU s per 31,000 calls, 18 passes
+#: 0.06 s. Connections themselves free by reference counting (no cycles, see
+#: Connection.finish), so the rarer passes hold no extra garbage of ours.
+CHILD_GC_THRESHOLD = (10_000, 10, 10)
+
+
+def tune_child_gc() -> None:
+    """Freeze what start-up made (modules, configuration: never garbage) out of the
+    collector's sight, so no pass traverses it or writes to its pages (which the fork server
+    shares with every child), and set ``CHILD_GC_THRESHOLD``."""
+    gc.freeze()
+    gc.set_threshold(*CHILD_GC_THRESHOLD)
+
+
 #: what every child imports; the fork server imports them once, before it forks any child
 CHILD_MODULES = ["sniffer.pipeline", "sniffer.aggregator_proc", "sniffer.capture_proc",
                  "sniffer.worker_proc"]
@@ -104,11 +123,13 @@ def stop_start_server(method: str) -> None:
 
 
 def child_setup(level: str) -> None:
-    """First thing in every child: logging, and leave Ctrl-C to the supervisor."""
+    """First thing in every child: logging, leave Ctrl-C to the supervisor, tune the
+    garbage collector (``tune_child_gc``)."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tune_child_gc()
 
 
 def child_entry(main: Any, *args: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing as mp
 import os
 import resource
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sniffer.pipeline import (WORKER_MMAP_THRESHOLD, Wiring, orphaned, start_context,
-                              stop_start_server, tune_worker_malloc)
+from sniffer.pipeline import (CHILD_GC_THRESHOLD, WORKER_MMAP_THRESHOLD, Wiring, child_setup,
+                              orphaned, start_context, stop_start_server, tune_worker_malloc)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +26,20 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _mmapped_after_warm_up(tune: bool, queue: mp.Queue) -> None:  # runs in a child
-    """Whether a 200 KB buffer gets its own mapping once glibc's adaptive threshold has
-    risen (freeing a 1 MiB mapped buffer raises it to 1 MiB)."""
+    """Whether a buffer of 200 KB or more gets its own mapping once glibc's adaptive
+    threshold has risen (freeing an 8 MiB mapped buffer raises it to 8 MiB). The buffer is
+    larger than all the free space in the heap, which could serve it otherwise."""
     os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
     tuned = tune_worker_malloc() if tune else False
     mallinfo2 = ctypes.CDLL(None).mallinfo2
     mallinfo2.restype = _MallInfo2
-    warm = bytearray(1 << 20)
+    warm = bytearray(8 << 20)
     del warm
-    before = mallinfo2().hblks
-    buffer = bytearray(200_000)
-    queue.put((tuned, mallinfo2().hblks - before))
+    info = mallinfo2()
+    size = max(200_000, info.fordblks + 65536)
+    assert size < 8 << 20, "the heap has more free space than the warm-up raised the threshold"
+    buffer = bytearray(size)
+    queue.put((tuned, mallinfo2().hblks - info.hblks))
     del buffer
 
 
@@ -58,6 +62,31 @@ def test_workers_give_large_buffers_their_own_mappings(method: str) -> None:
 def test_a_threshold_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert tune_worker_malloc() is False
+
+
+def _gc_after_child_setup(queue: mp.Queue) -> None:  # runs in a child
+    """The collector's settings after ``child_setup``, and whether a pass visits start-up
+    objects (a frozen object is in no generation: ``gc.get_objects`` does not list it)."""
+    marker = {"made": "before child_setup"}
+    child_setup("warning")
+    queue.put((gc.get_threshold(), gc.get_freeze_count() > 1000,
+               any(o is marker for o in gc.get_objects())))
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_children_freeze_start_up_objects_and_collect_less_often(method: str) -> None:
+    ctx = start_context(method)
+    queue = ctx.Queue()
+    try:
+        proc = ctx.Process(target=_gc_after_child_setup, args=(queue,))
+        proc.start()
+        assert queue.get(timeout=30) == (CHILD_GC_THRESHOLD, True, False)
+        proc.join(30)
+    finally:
+        queue.close()
+        stop_start_server(method)
+    assert gc.get_threshold() != CHILD_GC_THRESHOLD  # the test process is untouched
+    assert CHILD_GC_THRESHOLD[0] > 700
 
 
 def _burn_cpu(seconds: float) -> None:  # runs in a child
