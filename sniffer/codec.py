@@ -3,8 +3,8 @@
 Strategy: one ring frame carries a whole batch (never one packet), so the per-frame cost is
 paid once per batch. Per packet the capture process makes one ``struct.pack`` of the item
 header and keeps ``[header, payload, header, payload, ...]`` per worker; a batch becomes a
-frame with one ``join`` (``packets_frame``). The worker unpacks each item with one
-``unpack_from`` (``unpack_item``) straight into its fields, no ``Segment`` built. Lines
+frame with one ``join`` (``packets_frame``). The worker reads each item's fields straight
+from the frame's bytes (``unpack_item``), no tuple of objects and no ``Segment``. Lines
 go back with their order keys and lengths in two arrays packed and unpacked with one call
 each. Layouts are ``struct.Struct`` constants with a field table, in the spirit of dpkt's
 ``__hdr__``. Frames never leave the machine; packet items are in network order (see below),
@@ -92,8 +92,6 @@ _P4: Final = PACKET_V4.size
 _P6: Final = PACKET_V6.size
 _PACK_V4: Final = PACKET_V4.pack
 _PACK_V6: Final = PACKET_V6.pack
-_UNPACK_V4: Final = PACKET_V4.unpack_from
-_UNPACK_V6: Final = PACKET_V6.unpack_from
 _new_tuple = tuple.__new__  # builds a Segment without the NamedTuple __new__ frame
 
 
@@ -156,22 +154,44 @@ def packets_data(buf: bytes | bytearray | memoryview) -> tuple[int, bytes]:
 
 
 def unpack_item(data: bytes, off: int) -> Item:
-    """The PACKETS item at ``off`` of ``packets_data``'s bytes (``CodecError`` if damaged)."""
-    try:
-        ipv = data[off]
-        if ipv == 4:
-            _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = _UNPACK_V4(data, off)
-            off += _P4
-        elif ipv == 6:
-            _, index, ts_ns, src, dst, sport, dport, seq, ack, flags, n = _UNPACK_V6(data, off)
-            off += _P6
-        else:
-            raise CodecError(f"ip version {ipv}")
-    except (struct.error, IndexError):
-        raise CodecError(f"packet header truncated at offset {off}") from None
+    """The PACKETS item at ``off`` of ``packets_data``'s bytes (``CodecError`` if damaged).
+
+    Read byte by byte, not with ``unpack_from``: compiled, each field is a few machine
+    operations into a native int, where ``unpack_from`` builds a tuple of eleven objects
+    (about a third of the instructions of the item; ``PACKET_V4``/``PACKET_V6`` give the
+    layout, and the tests hold the two to each other)."""
+    if off >= len(data):
+        raise CodecError(f"packet header truncated at offset {off}")
+    ipv = data[off]
+    if ipv == 4:
+        size, alen = _P4, 4
+    elif ipv == 6:
+        size, alen = _P6, 16
+    else:
+        raise CodecError(f"ip version {ipv}")
+    if off + size > len(data):
+        raise CodecError(f"packet header truncated at offset {off}")
+    index = _u32(data, off + 1) << 32 | _u32(data, off + 5)
+    ts_ns = _u32(data, off + 9) << 32 | _u32(data, off + 13)
+    a = off + 17
+    p = a + 2 * alen
+    src = data[a:a + alen]
+    dst = data[a + alen:p]
+    sport = data[p] << 8 | data[p + 1]
+    dport = data[p + 2] << 8 | data[p + 3]
+    seq = _u32(data, p + 4)
+    ack = _u32(data, p + 8)
+    flags = data[p + 13]
+    n = _u32(data, p + 14)
+    off += size
     if off + n > len(data):
         raise CodecError(f"payload of {n} bytes runs past the frame end")
     return index, ts_ns, src, sport, dst, dport, seq, ack, flags, off, off + n
+
+
+def _u32(data: bytes, off: int) -> int:
+    """The big-endian u32 at ``off`` (the caller checked the bounds)."""
+    return data[off] << 24 | data[off + 1] << 16 | data[off + 2] << 8 | data[off + 3]
 
 
 def check_items_end(data: bytes, off: int, count: int) -> None:

@@ -36,6 +36,21 @@ def test_packets_round_trip(items: list[tuple[int, tuple[int, Segment]]]) -> Non
     assert codec.decode_packets(memoryview(bytearray(frame))) == triples
 
 
+@given(st.sampled_from([4, 6]), st.binary(min_size=66, max_size=66), st.integers(0, 40))
+def test_unpack_item_reads_the_fields_of_the_struct_layout(ipv: int, rest: bytes,
+                                                           payload: int) -> None:
+    """``unpack_item`` reads bytes by hand; ``PACKET_V4``/``PACKET_V6`` are the layout."""
+    layout = codec.PACKET_V4 if ipv == 4 else codec.PACKET_V6
+    header = bytes([ipv]) + rest[:layout.size - 5] + struct.pack("!I", payload)
+    data = b"pre" + header + bytes(payload)
+    _, index, ts, src, dst, sport, dport, seq, ack, flags, n = layout.unpack_from(data, 3)
+    assert codec.unpack_item(data, 3) == (index, ts, src, sport, dst, dport, seq, ack, flags,
+                                          3 + layout.size, 3 + layout.size + n)
+    for cut in (data[:3 + layout.size - 1], data[:-1] if payload else data[:-2]):
+        with pytest.raises(CodecError):
+            codec.unpack_item(cut, 3)
+
+
 def test_packet_layout_matches_the_documented_table() -> None:
     """IPv4 items carry 4-byte addresses (43-byte header), IPv6 items 16-byte ones (67)."""
     v4 = Segment(bytes([10, 0, 0, 1]), 40000, bytes([10, 0, 0, 2]), 80, 7, 9, SYN, b"hi")
