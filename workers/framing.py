@@ -174,7 +174,10 @@ def _content_length(values: list[bytes], anomalies: Anomalies) -> int | None:
     if len(values) == 1:  # the usual single plain number, without the list rules below
         value = values[0]
         if value.isdigit() and len(value) <= 18:
-            return int(value)
+            n = 0
+            for digit in value:  # int(value), without the call through the builtins
+                n = n * 10 + digit - 48
+            return n
     found: set[int] = set()
     for v in values:
         for part in v.split(b","):  # "Content-Length: 5, 5" is a list of equal values

@@ -74,10 +74,10 @@ class LineBuilder:
         self._drops_request_body = self._bodies["request_body", False] is PLAN_DROP
         self._drops_response_body = self._bodies["response_body", False] is PLAN_DROP
         self._urls: dict[tuple[bytes, bytes], Any] = {}
-        self._url_memoisable = self._url.__class__ is str or self._url is PLAN_DROP or \
+        self._url_memoisable = type(self._url) is str or self._url is PLAN_DROP or \
             isinstance(self._url, Replacer)
         self._tail_actions = tuple(act(k) for k in _TAIL_KEYS)
-        self._tail_cacheable = all(a.__class__ is str or a is PLAN_DROP
+        self._tail_cacheable = all(type(a) is str or a is PLAN_DROP
                                    for a in self._tail_actions)
 
     def action(self, key: str) -> Any:
@@ -120,7 +120,7 @@ class LineBuilder:
             if entry is False:
                 continue
             action, kind, texts = entry
-            if action.__class__ is str:  # kept as is: the JSON text of a value seen before
+            if type(action) is str:  # kept as is: the JSON text of a value seen before
                 fragment_text = texts.get(value)
                 if fragment_text is None:
                     fragment_text = action + enc(_text(value)) + "]" if value else ""
@@ -146,7 +146,7 @@ class LineBuilder:
         response_markers: list[str] = []
         if request is not None:
             action = self._method
-            if action.__class__ is str and request.method.isascii():
+            if type(action) is str and request.method.isascii():
                 if request.method:
                     parts.append(action + encode_basestring(request.method.decode()) + "]")
             else:
@@ -155,12 +155,12 @@ class LineBuilder:
             parts.append(None)
             host, ctype, cenc = self._headers(request.headers, 0, parts, pending)
             parts[url_at] = url = self._url_fragment(request, host, call.server)
-            if url.__class__ is tuple:
+            if type(url) is tuple:
                 pending.append(url_at)
             self._request_rest(request, ctype, cenc, parts, pending, request_markers)
         if response is not None:
             status = response.status
-            if status is not None and self._code.__class__ is str:
+            if status is not None and type(self._code) is str:
                 parts.append(f'{self._code}"{status}"]')
             else:
                 code = str(status) if status is not None else _text(response.status_raw)
@@ -176,12 +176,12 @@ class LineBuilder:
         now, interval = call_timing(call)
         # digits (and a dot): their JSON string needs no escaping, one f-string under a keep
         if now is not None:
-            if self._now.__class__ is str:
+            if type(self._now) is str:
                 parts.append(f'{self._now}"{now}"]')
             else:
                 put(self._now, now, parts, pending)
         if interval is not None:
-            if self._interval.__class__ is str:
+            if type(self._interval) is str:
                 parts.append(f'{self._interval}"{interval}"]')
             else:
                 put(self._interval, interval, parts, pending)

@@ -90,7 +90,7 @@ def action_for(rules: Rules, key: str, out_key: str | None = None) -> Any:
 
 def fragment(action: Any, value: str) -> Any:
     """One detail under ``action``: its JSON text, None when it goes, or a placeholder."""
-    cls = action.__class__
+    cls = type(action)
     if cls is str:
         return action + encode_basestring(value) + "]" if value else None
     if cls is Replacer:
@@ -102,7 +102,7 @@ def fragment(action: Any, value: str) -> Any:
 
 def put(action: Any, value: str, parts: Parts, pending: list[int]) -> None:
     """Append one detail under ``action`` to ``parts`` (placeholders also to ``pending``)."""
-    if action.__class__ is str:
+    if type(action) is str:
         if value:
             parts.append(action + encode_basestring(value) + "]")
         return
@@ -110,6 +110,6 @@ def put(action: Any, value: str, parts: Parts, pending: list[int]) -> None:
         return
     text = fragment(action, value)
     if text is not None:
-        if text.__class__ is tuple:
+        if type(text) is tuple:
             pending.append(len(parts))
         parts.append(text)
