@@ -30,21 +30,10 @@ RESYNC_REQUEST: Final = re.compile(rb"(?:^|\n)(" + _TOKEN + rb") [^ \r\n]+ HTTP/
 RESYNC_STATUS: Final = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
 # The plain start lines most traffic uses, split without a regex (split_request_line,
 # split_status_line); anything else goes to REQUEST_LINE / STATUS_LINE.
-_PLAIN_METHODS: Final = frozenset({b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD",
-                                   b"OPTIONS"})
-_PLAIN_VERSIONS: Final = frozenset({b"HTTP/1.1", b"HTTP/1.0"})
-
-
-def _plain_method(method: bytes) -> bool:
-    """``method in _PLAIN_METHODS``, by comparisons: a fresh bytes object's first hash (the
-    set look-up) costs more than the few comparisons the common methods need."""
-    return (method == b"GET" or method == b"POST" or method == b"PUT" or method == b"DELETE"
-            or method == b"PATCH" or method == b"HEAD" or method == b"OPTIONS")
-
-
-def _plain_version(version: bytes) -> bool:
-    """``version in _PLAIN_VERSIONS``, by comparisons (see ``_plain_method``)."""
-    return version == b"HTTP/1.1" or version == b"HTTP/1.0"
+# Tuples, most common first: ``in`` compares (length, then bytes) and never hashes, and a
+# fresh bytes object's first hash (a set look-up) costs more than those few comparisons.
+_PLAIN_METHODS: Final = (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS")
+_PLAIN_VERSIONS: Final = (b"HTTP/1.1", b"HTTP/1.0")
 
 
 def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
@@ -55,7 +44,7 @@ def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     if len(parts) != 3:
         return None
     method, target, version = parts
-    if not _plain_method(method) or not _plain_version(version) or not target \
+    if method not in _PLAIN_METHODS or version not in _PLAIN_VERSIONS or not target \
             or 9 in target or 13 in target:  # TAB, CR (an int: a byte string costs 7x more)
         return None
     return method, target, version
@@ -68,7 +57,7 @@ def split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     other line (the caller then uses ``STATUS_LINE``)."""
     version, _, rest = line.partition(b" ")
     code, _, reason = rest.partition(b" ")
-    if not _plain_version(version) or len(code) != 3 or not code.isdigit() \
+    if version not in _PLAIN_VERSIONS or len(code) != 3 or not code.isdigit() \
             or (reason and reason[0] in (32, 9)) or 13 in reason:
         return None
     return version, code, reason

@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from workers import startline
 from workers.startline import REQUEST_LINE, STATUS_LINE, split_request_line, split_status_line
 
 
@@ -53,9 +52,3 @@ def test_the_plain_start_lines_and_what_goes_to_the_regexes() -> None:
                  b"HTTP/1.1 200 O\rK", b"http/1.1 200 OK", b"HTTP/1.1 20x OK"):
         assert split_status_line(line) is None, line
 
-
-@given(st.one_of(st.sampled_from(sorted(startline._PLAIN_METHODS | startline._PLAIN_VERSIONS)),
-                 st.binary(max_size=10)))
-def test_the_plain_method_and_version_checks_are_the_sets(word: bytes) -> None:
-    assert startline._plain_method(word) is (word in startline._PLAIN_METHODS)
-    assert startline._plain_version(word) is (word in startline._PLAIN_VERSIONS)
