@@ -26,6 +26,7 @@ _line = st.binary(max_size=12).map(lambda b: bytes(_ALPHABET[x % len(_ALPHABET)]
 def test_plain_head_equals_the_general_rules(lines: list[bytes], body: bytes) -> None:
     chunk = b"\r\n".join(lines) + b"\r\n\r\n" + body
     found = plain_head(chunk)
+    assert plain_head(chunk) == found  # the second time from the memos
     if found is None:
         return
     line, headers, body_start = found
@@ -61,3 +62,27 @@ def test_repeated_header_lines_come_from_the_bounded_memo() -> None:
         assert len(framing._LINES) <= framing._LINES_MAX
     assert plain_head(b"GET / HTTP/1.1\r\nX-Id: 7\r\n\r\n") == (
         b"GET / HTTP/1.1", [(b"X-Id", b"7")], 27)
+
+
+def test_a_repeated_header_block_is_held_whole_and_each_head_gets_its_own_list() -> None:
+    framing._LINES.clear()
+    framing._BLOCKS.clear()
+    head = b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    first = plain_head(head)
+    assert not framing._BLOCKS  # lines seen for the first time: the block is not held yet
+    second, third = plain_head(head), plain_head(b"POST /b HTTP/1.1" + head[15:] + b"body")
+    assert list(framing._BLOCKS) == [b"Host: h\r\nAccept: */*"]
+    pairs = [(b"Host", b"h"), (b"Accept", b"*/*")]
+    assert first == second == (b"GET /a HTTP/1.1", pairs, len(head))
+    assert third == (b"POST /b HTTP/1.1", pairs, len(head) + 1)
+    assert first is not None and second is not None and third is not None
+    assert second[1] is not third[1]  # its own list: chunked trailers extend one in place
+    assert second[1] is not None and second[1][0] is first[1][0]  # type: ignore[index]
+    for i in range(framing._BLOCKS_MAX + 10):  # distinct blocks: cleared, never past the bound
+        block_head = b"GET / HTTP/1.1\r\nX-Id: %d\r\n\r\n" % (i % 3000)
+        plain_head(block_head)
+        plain_head(block_head)
+        assert len(framing._BLOCKS) <= framing._BLOCKS_MAX
+    big = b"GET / HTTP/1.1\r\nX: " + b"v" * 200 + (b"\r\nA: b" * 200) + b"\r\n\r\n"
+    assert plain_head(big) == plain_head(big)
+    assert big[16:-4] not in framing._BLOCKS  # over 1 KiB: split every time
