@@ -2,26 +2,24 @@
 shipping is enabled at all.
 
 Strategy (the wire protocol is in /work/shared/reference/resurface.md section 4):
-``open_session`` is the persistent ``requests.Session`` with the protocol's headers,
-``deflate`` the body encoding of ``Content-Encoding: deflated``. ``post_bundle`` sends one
-encoded bundle and classifies the answer into an ``Outcome``: 204 is the only success;
-connection errors, timeouts, 5xx and 429 are "retry" (429 with its Retry-After,
+``open_session`` is the persistent ``requests.Session`` with the protocol's headers (the body
+encoding of ``Content-Encoding: deflated`` is in ``sniffer/compression.py``). ``post_bundle``
+sends one encoded bundle and classifies the answer into an ``Outcome``: 204 is the only
+success; connection errors, timeouts, 5xx and 429 are "retry" (429 with its Retry-After,
 ``parse_retry_after``); other statuses are "rejected". Every outcome names the counter it
-increments, and says whether the server may have taken the bundle although the exchange
-failed (read timeout, connection dropped after the request went out), so the caller can
-count possible duplicates; an error chain that shows no connection was ever made is not one.
-``backoff_s`` is the exponential, jittered wait between retries; ``timeouts_within`` cuts
-the timeouts of a POST to a close deadline. ``destination_state``
-decides from the URL, the logging rules and USAGE_LOGGERS_DISABLE whether calls go to the
-URL at all (section 4.7), with a one-line reason. Nothing here keeps state or threads:
-``sniffer/shipper.py`` (UrlSink) does.
+increments, and says whether the server may have taken the bundle although the exchange failed
+(read timeout, connection dropped after the request went out), so the caller can count
+possible duplicates; an error chain that shows no connection was ever made is not one.
+``backoff_s`` is the exponential, jittered wait between retries; ``timeouts_within`` cuts the
+timeouts of a POST to a close deadline. ``destination_state`` decides from the URL, the
+logging rules and USAGE_LOGGERS_DISABLE whether calls go to the URL at all (section 4.7), with
+a one-line reason. Nothing here keeps state or threads: ``sniffer/shipper.py`` (UrlSink) does.
 """
 from __future__ import annotations
 
 import email.utils
 import random
 import time
-import zlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,7 +29,7 @@ import urllib3.exceptions
 from sniffer import __version__
 from sniffer.config_values import GO_FALSE, GO_TRUE
 
-__all__ = ["Outcome", "backoff_s", "deflate", "destination_state", "open_session",
+__all__ = ["Outcome", "backoff_s", "destination_state", "open_session",
            "parse_retry_after", "post_bundle", "timeouts_within"]
 
 
@@ -76,11 +74,6 @@ def open_session(deflated: bool) -> requests.Session:
     if deflated:
         session.headers["Content-Encoding"] = "deflated"
     return session
-
-
-def deflate(raw: bytes, level: int) -> bytes:
-    """The body of a deflated bundle: zlib format (RFC 1950), as the capture URL expects."""
-    return zlib.compress(raw, level)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
+from sniffer.compression import gzip_writer
 from sniffer.sink import Sink, cumulative_sizes, fill_index
 
 __all__ = ["Sink", "RotatingFileSink", "PathSink", "StreamSink"]
@@ -142,7 +143,7 @@ class RotatingFileSink(_BufferedSink):
             self._seq += 1
             part = self._path.with_name(self._path.name + ".part")
             self._raw = open(part, "wb")
-            self._file = gzip.GzipFile(self._path.name, "wb", self.compress_level, self._raw)
+            self._file = gzip_writer(self._path.name, self.compress_level, self._raw)
             self._file_raw_bytes, self._opened_s = 0, time.monotonic()
         self._file.write(data)
         self._file_raw_bytes += len(data)

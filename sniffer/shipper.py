@@ -25,7 +25,8 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from sniffer.delivery import (Outcome, backoff_s, deflate, destination_state, open_session,
+from sniffer.compression import deflate
+from sniffer.delivery import (Outcome, backoff_s, destination_state, open_session,
                               parse_retry_after, post_bundle, timeouts_within)
 from sniffer.sink import cumulative_sizes, fill_index
 from sniffer.spool import Spool

@@ -8,7 +8,8 @@ import zlib
 import pytest
 
 from sniffer import __version__
-from sniffer.delivery import (backoff_s, deflate, destination_state, open_session,
+from sniffer.compression import deflate
+from sniffer.delivery import (backoff_s, destination_state, open_session,
                               parse_retry_after, post_bundle, timeouts_within)
 from tests.endpoint import CaptureEndpoint
 
