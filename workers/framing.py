@@ -225,7 +225,8 @@ def _content_length(values: list[bytes], anomalies: Anomalies) -> int | None:
 
 def is_chunked(headers: Headers, anomalies: Anomalies) -> bool | None:
     """True when the final transfer coding is chunked, False for other codings, None if absent."""
-    return _is_chunked(*framing_fields(headers), anomalies)
+    te, cl = framing_fields(headers)
+    return _is_chunked(te, cl, anomalies)
 
 
 def _is_chunked(te: list[bytes], cl: list[bytes], anomalies: Anomalies) -> bool | None:

@@ -304,7 +304,8 @@ class HalfParser(StartFinder):
         if not msg.version:
             self._begin_body(Framing.NONE, 0)
         else:
-            self._begin_body(*framing.request_framing(msg.headers, self.anomalies))
+            how, length = framing.request_framing(msg.headers, self.anomalies)
+            self._begin_body(how, length)  # not *args: compiled, that is a generic call
         if self.msg is not None and self.state == START:
             self._finish(ts_ns)
 
