@@ -18,7 +18,7 @@ from __future__ import annotations
 from workers.anomalies import Anomalies, register
 from workers.http1 import CLIENT, SERVER, UNKNOWN, HalfParser
 from workers.limits import CoreLimits
-from workers.message import ApiCall, HttpRequest, HttpResponse
+from workers.message import ApiCall, FlowMemo, HttpRequest, HttpResponse
 from workers.tcp import Budget, Reassembler
 
 ANOMALIES = register(
@@ -48,6 +48,7 @@ class Connection:
     __slots__ = (
         "a", "b", "ra", "rb", "pa", "pb", "client_is_a", "pending", "answered", "out",
         "anomalies", "limits", "last_ts", "finished", "first_index", "keep_response_bodies",
+        "flow",
     )
 
     def __init__(
@@ -63,6 +64,7 @@ class Connection:
         keep_response_bodies: bool = True,
     ) -> None:
         self.a, self.b = a, b
+        self.flow = FlowMemo()
         self.keep_response_bodies = keep_response_bodies
         self.limits = limits
         self.anomalies = anomalies
@@ -93,6 +95,7 @@ class Connection:
         parser.role = role
         other.role = SERVER if role == CLIENT else CLIENT
         self.client_is_a = (parser is self.pa) == (role == CLIENT)
+        self.flow = FlowMemo()  # what the calls share may have swapped ends
 
     def request_head(self, request: HttpRequest) -> Exchange:
         """A request's head was parsed: queue it for its response."""
@@ -179,4 +182,4 @@ class Connection:
         if response is not None and response.incomplete:
             notes.append("response-incomplete")
         client, server = (self.a, self.b) if self.client_is_a is not False else (self.b, self.a)
-        self.out.append(ApiCall(request, response, client, server, notes))
+        self.out.append(ApiCall(request, response, client, server, notes, self.flow))

@@ -97,11 +97,27 @@ class ApiCall:
     """Server (packed IP, port)."""
     notes: list[str] = field(default_factory=list)
     """Markers for what is missing or odd, e.g. ``response-missing``, ``request-incomplete``."""
+    flow: FlowMemo | None = field(default=None, compare=False, repr=False)
+    """Its connection's memo (shared by the connection's calls), or None."""
 
     def __init__(self, request: HttpRequest | None, response: HttpResponse | None,
                  client: tuple[bytes, int], server: tuple[bytes, int],
-                 notes: list[str] | None = None) -> None:
+                 notes: list[str] | None = None, flow: FlowMemo | None = None) -> None:
         """The dataclass's own __init__, written out (see the module strategy)."""
         self.request, self.response = request, response
         self.client, self.server = client, server
         self.notes = [] if notes is None else notes
+        self.flow = flow
+
+
+class FlowMemo:
+    """What the calls of one connection share, kept by the connection for whoever turns its
+    calls into text: ``owner`` says whose ``text`` it is (None: nobody's yet), and the
+    versions and reason what it was made from, which that owner checks before it uses it."""
+
+    __slots__ = ("owner", "request_version", "response_version", "reason", "text")
+
+    def __init__(self) -> None:
+        self.owner: object = None
+        self.request_version = self.response_version = self.reason = b""
+        self.text = ""

@@ -11,11 +11,11 @@ judges together at the end (stop rules, the stop_unless count, sample, removals,
 replacements), exactly as ``Rules.apply`` would: keep/drop details take no part in those.
 
 Order and content follow ``workers/apicall.py`` (``to_details``) and ``workers/record.py``
-(real-IP header, capture details, session fields; then markers and ``host``, which the
-rules never see). The capture details of a connection rarely change (versions, reason,
-4-tuple), so when the rules keep or drop them whatever their value, their JSON text is
-cached per connection (bounded). ``tests/workers/test_record_line.py`` pins the bytes
-against the general path (``RecordBuilder.build_reference``).
+(real-IP header, capture details, session fields; then markers and ``host``, which the rules
+never see). The capture details of a connection rarely change (versions, reason, 4-tuple), so
+when the rules keep or drop them whatever their value, their JSON text is kept in the
+connection's ``FlowMemo`` (freed with the connection). ``tests/workers/test_record_line.py``
+pins the bytes against the general path (``RecordBuilder.build_reference``).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from workers.record_plan import (
 )
 from workers.rules import PLAN_DROP, Rules
 
-_CACHE_MAX: Final = 4096  # entries per cache (keys, header names, connections) before clearing
+_CACHE_MAX: Final = 4096  # entries per cache (keys, header names, URLs) before clearing
 _TAIL_KEYS: Final = ("request_version", "response_version", "response_reason",
                      "client_ip", "client_port", "server_ip", "server_port")
 _NOTE: Final = prefix(NOTE_KEY)
@@ -65,7 +65,6 @@ class LineBuilder:
         self._names: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})
         self._memo_values = 0  # value texts held by the entries of _names
         self.memo_values_max = _VALUE_MEMO_MAX
-        self._tails: dict[tuple[Any, ...], str] = {}
         act = self.action
         self._method, self._url = act("request_method"), act("request_url")
         self._code, self._now, self._interval = act("response_code"), act("now"), act("interval")
@@ -244,21 +243,24 @@ class LineBuilder:
         put(self.action(realip_key), ip_text_cached(call.client[0]), parts, pending)
 
     def _tail(self, call: ApiCall, parts: Parts, pending: list[int]) -> None:
-        """The capture details (record.py ``_capture_details``), cached per connection."""
+        """The capture details (record.py ``_capture_details``), cached per connection in its
+        ``FlowMemo`` when the rules keep or drop them whatever their values."""
         request, response = call.request, call.response
         rqv = request.version if request is not None else b""
         rsv, reason = (response.version, response.reason) if response is not None else (b"", b"")
-        if not self._tail_cacheable:
+        memo = call.flow
+        if not self._tail_cacheable or memo is None:
             self._tail_parts(rqv, rsv, reason, call, parts, pending)
             return
-        cache_key = (rqv, rsv, reason, call.client, call.server)
-        text = self._tails.get(cache_key)
-        if text is None:
+        if memo.owner is self and memo.request_version == rqv and \
+                memo.response_version == rsv and memo.reason == reason:
+            text = memo.text
+        else:
             sub: Parts = []
             self._tail_parts(rqv, rsv, reason, call, sub, [])
-            if len(self._tails) >= _CACHE_MAX:
-                self._tails.clear()
-            text = self._tails[cache_key] = ",".join(sub)
+            text = ",".join(sub)
+            memo.owner, memo.request_version, memo.response_version = self, rqv, rsv
+            memo.reason, memo.text = reason, text
         if text:
             parts.append(text)
 
@@ -299,4 +301,4 @@ class LineBuilder:
             parts.append(_REQUEST_MARK + enc(marker) + "]")
         for marker in response_markers:
             parts.append(_RESPONSE_MARK + enc(marker) + "]")
-        return ("[" + ",".join(parts) + self._host + "]").encode("utf-8", "replace")
+        return f"[{','.join(parts)}{self._host}]".encode("utf-8", "replace")  # one copy

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import C2S, S2C, conversation
 from workers.limits import CoreLimits
-from workers.message import ApiCall, HttpRequest, HttpResponse
+from workers.core import WorkerCore
+from workers.message import ApiCall, FlowMemo, HttpRequest, HttpResponse
 from workers.record import RecordBuilder
 from workers.record_plan import Replacer
 from workers.rules import Rule, Rules, parse
@@ -157,7 +159,38 @@ def api_calls(draw: st.DrawFn) -> ApiCall:
        st.sampled_from(KWARGS))
 def test_random_calls_give_the_same_bytes_on_both_paths(calls: list[ApiCall], rules: str,
                                                         kw: dict) -> None:
+    flows: dict[object, FlowMemo] = {}  # calls of one (client, server) share a memo, as calls
+    for c in calls:  # of one connection do; their versions and reasons differ
+        c.flow = flows.setdefault((c.client, c.server), FlowMemo())
     same_bytes(rules, calls, **kw)
+    same_bytes(RULE_SETS[2], calls * 2)  # memos filled by another builder, then by this one
+
+
+def test_calls_of_a_connection_share_its_memo_and_their_lines_stay_exact() -> None:
+    """Real connections (one learning its roles from content): each call's capture details
+    come from its connection's memo when versions and reason repeat, and are remade when
+    they change; every line equals the general path's."""
+    def exchange(reason: bytes, version: bytes = b"HTTP/1.1") -> list[tuple[str, bytes]]:
+        return [(C2S, b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n"),
+                (S2C, version + b" 200 " + reason + b"\r\nContent-Length: 1\r\n\r\nx")]
+    core = WorkerCore()
+    calls: list[ApiCall] = []
+    first = exchange(b"OK") + exchange(b"OK") + exchange(b"Fine") + exchange(b"OK", b"HTTP/1.0")
+    for packets in (conversation(first),
+                    conversation(exchange(b"OK") * 2, handshake=False,
+                                 client=(b"\x0a\x00\x00\x07", 41000))):
+        for p in packets:
+            calls += core.feed(p.ts_ns, p.seg)
+    calls += core.close()
+    assert len(calls) == 6
+    assert len({id(c.flow) for c in calls[:4]}) == 1 and calls[4].flow is calls[5].flow
+    assert calls[4].flow is not calls[0].flow
+    lines = same_bytes("include debug", calls)
+    assert [json.loads(line)[-6:-2] for line in lines if line] == [  # type: ignore[arg-type]
+        [["response_version", v], ["response_reason", r], ["client_ip", ip], ["client_port", p]]
+        for v, r, ip, p in [("HTTP/1.1", "OK", "10.0.0.1", "40000")] * 2 + [
+            ("HTTP/1.1", "Fine", "10.0.0.1", "40000"), ("HTTP/1.0", "OK", "10.0.0.1", "40000")]
+        + [("HTTP/1.1", "OK", "10.0.0.7", "41000")] * 2]
 
 
 def test_kept_header_values_are_memoised_within_a_bound() -> None:
