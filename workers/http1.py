@@ -23,7 +23,7 @@ Nothing here raises on traffic: odd input becomes a named anomaly.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workers import framing, startline
 from workers.anomalies import Anomalies, register
@@ -174,29 +174,17 @@ class HalfParser(StartFinder):
             return False
         line, headers, body_start = found
         msg: HttpRequest | HttpResponse
+        parts: Any
         if self.role == CLIENT:
-            plain = startline.split_request_line(line)
-            if plain is None:
-                # a status line never matches REQUEST_LINE: "/" is not a method token character
-                m = startline.REQUEST_LINE.match(line)
-                if m is None:
-                    return False
-                groups = m.groups()  # the version may be None (HTTP/0.9): not for this path
-                if not groups[2]:
-                    return False
-                plain = (groups[0], groups[1], groups[2])
-            method, target, version = plain
-            msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
+            parts = startline.request_parts(line)
+            if parts is None:  # HTTP/0.9 (no version) is not for this path
+                return False
+            msg = HttpRequest(parts[0], parts[1], parts[2], ts_first_ns=ts_ns)
         else:
-            plain = startline.split_status_line(line)
-            if plain is not None:
-                msg = _response(plain[0], plain[1], plain[2], ts_ns)
-            else:
-                m = startline.STATUS_LINE.match(line)
-                if m is None:
-                    return False
-                version, raw, reason = m.groups()
-                msg = _response(version, raw, reason, ts_ns)
+            parts = startline.status_parts(line)
+            if parts is None:
+                return False
+            msg = HttpResponse(parts[3], parts[1], parts[2], parts[0], ts_first_ns=ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD
@@ -238,7 +226,7 @@ class HalfParser(StartFinder):
         line = bytes(buf[:nl])
         self.first_ts = self.buf_ts
         if self.role != SERVER:
-            m = startline.REQUEST_LINE.match(line)  # never a status line (see _whole_head)
+            m = startline.REQUEST_LINE.match(line)  # never a status line (see request_parts)
             if m is not None:
                 self.conn.learn_role(self, CLIENT)
                 method, target, version = m.groups()

@@ -7,12 +7,14 @@ several spaces or tabs may separate the parts; a request line without a version 
 one plain form (a common method, single spaces, HTTP/1.0 or 1.1, a three-digit status), which
 ``split_request_line`` and ``split_status_line`` take apart with one split each, returning
 exactly the regexes' groups (property-tested in ``tests/workers/test_startline.py``) or None for
-anything else, which then goes to the regexes.
+anything else, which then goes to the regexes. ``request_parts`` and ``status_parts`` give the
+parts either way and hold recent lines in bounded memos: start lines repeat far more than
+their heads do, and a repeat then costs one look-up.
 """
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 # A request line: method token, target, optional version. Targets may hold any byte except
 # CR/LF; white space runs are tolerated between the parts.
@@ -34,6 +36,15 @@ RESYNC_STATUS: Final = re.compile(rb"(?:^|\n)(HTTP/1\.[01] \d{3})[ \r\n]")
 # fresh bytes object's first hash (a set look-up) costs more than those few comparisons.
 _PLAIN_METHODS: Final = (b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS")
 _PLAIN_VERSIONS: Final = (b"HTTP/1.1", b"HTTP/1.0")
+# Start lines seen recently -> request_parts() / status_parts(): a server sends few distinct
+# status lines, and clients repeat their requests (polling, health checks, the same endpoint
+# for another user only when its target is the same). Bounded: lines up to 128 (status) or
+# 256 (request) bytes, 1,024 of each, cleared when full. Typed Any: see framing._LINES.
+_STATUS_HELD: Final[dict[bytes, Any]] = {}
+_REQUESTS_HELD: Final[dict[bytes, Any]] = {}
+_HELD_MAX: Final = 1024
+_STATUS_HELD_BYTES: Final = 128
+_REQUEST_HELD_BYTES: Final = 256
 
 
 def split_request_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
@@ -61,3 +72,47 @@ def split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
             or (reason and reason[0] in (32, 9)) or 13 in reason:
         return None
     return version, code, reason
+
+
+def status_parts(line: bytes) -> Any:
+    """(version, status as sent, reason, status as a number or None) of a status line, what
+    ``STATUS_LINE``'s groups give (a missing part is ``b""``; the number only for three
+    digits); None when it does not match. Repeated lines come from a bounded memo."""
+    held = _STATUS_HELD.get(line)
+    if held is not None:
+        return held
+    plain = split_status_line(line)
+    if plain is not None:
+        version, raw, reason = plain
+    else:
+        m = STATUS_LINE.match(line)
+        if m is None:
+            return None
+        version, raw, reason = m.group(1), m.group(2) or b"", m.group(3) or b""
+    held = (version, raw, reason, int(raw) if len(raw) == 3 and raw.isdigit() else None)
+    if len(line) <= _STATUS_HELD_BYTES:
+        if len(_STATUS_HELD) >= _HELD_MAX:
+            _STATUS_HELD.clear()
+        _STATUS_HELD[line] = held
+    return held
+
+
+def request_parts(line: bytes) -> Any:
+    """(method, target, version) of a request line with a version, ``REQUEST_LINE``'s groups;
+    None when it does not match or has no version (HTTP/0.9). Repeated lines come from a
+    bounded memo."""
+    held = _REQUESTS_HELD.get(line)
+    if held is not None:
+        return held
+    held = split_request_line(line)
+    if held is None:
+        # a status line never matches REQUEST_LINE: "/" is not a method token character
+        m = REQUEST_LINE.match(line)
+        if m is None or not m.group(3):
+            return None
+        held = (m.group(1), m.group(2), m.group(3))
+    if len(line) <= _REQUEST_HELD_BYTES:
+        if len(_REQUESTS_HELD) >= _HELD_MAX:
+            _REQUESTS_HELD.clear()
+        _REQUESTS_HELD[line] = held
+    return held

@@ -5,7 +5,11 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from workers.startline import REQUEST_LINE, STATUS_LINE, split_request_line, split_status_line
+from workers import startline
+from workers.startline import (
+    REQUEST_LINE, STATUS_LINE, request_parts, split_request_line, split_status_line,
+    status_parts,
+)
 
 
 @settings(max_examples=2000, deadline=None)
@@ -52,3 +56,50 @@ def test_the_plain_start_lines_and_what_goes_to_the_regexes() -> None:
                  b"HTTP/1.1 200 O\rK", b"http/1.1 200 OK", b"HTTP/1.1 20x OK"):
         assert split_status_line(line) is None, line
 
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_start_line)
+@example(b"HTTP/1.1 200 OK")
+@example(b"HTTP/1.1  404  Not Found")  # the regex's looser spacing
+@example(b"HTTP/1.1 abc")
+def test_status_parts_are_the_regex_groups_with_the_number_first_time_and_held(line: bytes,
+                                                                              ) -> None:
+    m = STATUS_LINE.match(line)
+    expected = None
+    if m is not None:
+        version, raw, reason = m.group(1), m.group(2) or b"", m.group(3) or b""
+        number = int(raw) if len(raw) == 3 and raw.isdigit() else None
+        expected = (version, raw, reason, number)
+    assert status_parts(line) == expected
+    assert status_parts(line) == expected  # the second time from the memo when it is held
+
+
+def test_start_lines_are_held_within_a_bound() -> None:
+    startline._STATUS_HELD.clear()
+    status_parts(b"HTTP/1.1 200 OK")
+    assert status_parts(b"HTTP/1.1 200 OK") is status_parts(b"HTTP/1.1 200 OK")  # held
+    assert status_parts(b"HTTP/1.1 200 " + b"k" * 200) is not status_parts(
+        b"HTTP/1.1 200 " + b"k" * 200)  # a long line is split every time
+    for i in range(startline._HELD_MAX + 10):
+        status_parts(b"HTTP/1.1 200 reason %d" % i)
+        assert len(startline._STATUS_HELD) <= startline._HELD_MAX
+    assert status_parts(b"HTTP/1.1 404 Not Found") == (b"HTTP/1.1", b"404", b"Not Found", 404)
+    for i in range(startline._HELD_MAX + 10):  # a fresh target each time
+        assert request_parts(b"GET /item/%d HTTP/1.1" % i) == (b"GET", b"/item/%d" % i,
+                                                              b"HTTP/1.1")
+        assert len(startline._REQUESTS_HELD) <= startline._HELD_MAX
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_start_line)
+@example(b"GET /a HTTP/1.1")
+@example(b"GET  /a  HTTP/1.1")  # the regex's looser spacing
+@example(b"GET /a")  # HTTP/0.9: not a request_parts line
+def test_request_parts_are_the_regex_groups_with_a_version_and_held(line: bytes) -> None:
+    m = REQUEST_LINE.match(line)
+    expected = m.groups() if m is not None and m.group(3) else None
+    assert request_parts(line) == expected
+    assert request_parts(line) == expected  # the second time from the memo when it is held
+    if expected is not None and len(line) <= 256:
+        assert request_parts(line) is request_parts(line)
