@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from workers.anomalies import Anomalies, register
+from workers.http1 import HalfParser
 from workers.segment import FIN, SYN
 
 ANOMALIES = register(
@@ -155,14 +156,17 @@ class Reassembler:
             recent.append((self.next_off, chunk))
             self.recent_bytes += size
             if len(recent) > 4 or self.recent_bytes > _RECENT_BYTES:
-                self.recent_bytes -= len(recent[0][1])
-                del recent[0]
+                self.recent_bytes -= len(recent.pop(0)[1])  # pop: del is a generic call
         elif recent:
             recent.clear()
             self.recent_bytes = 0
         self.next_off += size
         self.next_seq32 = ((self.next_seq32 or 0) + size) & _MASK
-        self.consumer.data(chunk, ts_ns)
+        consumer = self.consumer
+        if isinstance(consumer, HalfParser):  # compiled: a direct call, not a look-up by name
+            consumer.data(chunk, ts_ns)
+        else:
+            consumer.data(chunk, ts_ns)
 
     def _insert(self, off: int, payload: bytes, ts_ns: int) -> None:
         end = off + len(payload)
