@@ -46,6 +46,21 @@ _VALUE_MEMO_MAX: Final = 8192  # kept header values' JSON texts held in all (_fo
 _VALUE_MEMO_BYTES: Final = 128  # ... each of a value up to this long
 
 
+class NameEntry:
+    """What a raw header name comes to: its action, its special kind (``apicall``: host,
+    content-type, content-encoding or 0) and, under a plain keep, its values' JSON texts
+    (a repeated value costs a look-up)."""
+
+    __slots__ = ("action", "kind", "texts")
+
+    def __init__(self, action: Any, kind: int) -> None:
+        self.action, self.kind = action, kind
+        self.texts: dict[bytes, str] = {}
+
+
+_SKIPPED: Final = NameEntry(PLAN_DROP, 0)  # a dropped name that is not special
+
+
 class LineBuilder:
     """Serialises API calls byte for byte as ``RecordBuilder.build_reference`` does."""
 
@@ -60,9 +75,8 @@ class LineBuilder:
         self.anomalies = anomalies
         self._host = "" if not host else "," + prefix("host") + encode_basestring(host) + "]"
         self._actions: dict[str, Any] = {}
-        # raw header name -> (action, special kind, value -> JSON text) or False (dropped,
-        # not special); the value texts are filled only for a plain keep
-        self._names: tuple[dict[bytes, Any], dict[bytes, Any]] = ({}, {})
+        # raw header name -> its NameEntry (_SKIPPED: dropped, not special)
+        self._names: tuple[dict[bytes, NameEntry], dict[bytes, NameEntry]] = ({}, {})
         self._memo_values = 0  # value texts held by the entries of _names
         self.memo_values_max = _VALUE_MEMO_MAX
         act = self.action
@@ -88,15 +102,14 @@ class LineBuilder:
             found = self._actions[key] = action_for(self.rules, key)
         return found
 
-    def _name(self, name: bytes, side: int) -> Any:
+    def _name(self, name: bytes, side: int) -> NameEntry:
         head, cache = _SIDES[side]
         key, kind = cache.get(name) or _key(name, head, cache)
         action = self.action(key)
         names = self._names[side]
         if len(names) >= _CACHE_MAX:
             names.clear()
-        # a kept header's dict: its values -> their JSON text (a repeated value costs a look-up)
-        entry: Any = False if action is PLAN_DROP and not kind else (action, kind, {})
+        entry = _SKIPPED if action is PLAN_DROP and not kind else NameEntry(action, kind)
         names[name] = entry
         return entry
 
@@ -116,10 +129,11 @@ class LineBuilder:
             entry = names.get(name)
             if entry is None:
                 entry = self._name(name, side)
-            if entry is False:
+            if entry is _SKIPPED:
                 continue
-            action, kind, texts = entry
+            action, kind = entry.action, entry.kind
             if type(action) is str:  # kept as is: the JSON text of a value seen before
+                texts = entry.texts
                 fragment_text = texts.get(value)
                 if fragment_text is None:
                     fragment_text = action + enc(_text(value)) + "]" if value else ""
