@@ -105,19 +105,31 @@ def note_special(found: SpecialHeaders, kind: int, value: bytes) -> SpecialHeade
 def call_timing(call: ApiCall) -> tuple[str | None, str | None]:
     """The ``now`` (first byte of the call, ms since the epoch) and ``interval`` (request's
     first byte to response's last, ms with three decimals, at least 0.001) texts, or None."""
+    first_ns = call_first_ns(call)
+    return (str(first_ns // 1_000_000) if first_ns > 0 else None), interval_text(call)
+
+
+def call_first_ns(call: ApiCall) -> int:
+    """The packet time of the call's first byte (the request's, else the response's), or 0."""
+    request = call.request
+    if request is not None:
+        return request.ts_first_ns
+    return call.response.ts_first_ns if call.response is not None else 0
+
+
+_THREE_DIGITS: Final = tuple(str(1000 + i)[1:] for i in range(1000))  # "000" ... "999"
+
+
+def interval_text(call: ApiCall) -> str | None:
+    """``interval``: request's first byte to response's last, ms with three decimals (at least
+    0.001); None without both sides or a request time."""
     request, response = call.request, call.response
-    first_ns = request.ts_first_ns if request is not None else (
-        response.ts_first_ns if response is not None else 0)
-    now = str(first_ns // 1_000_000) if first_ns > 0 else None
-    interval = None
-    if request is not None and response is not None and request.ts_first_ns > 0:
-        elapsed_ns = (response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns
-        if elapsed_ns < 1000:
-            elapsed_ns = 1000
-        # the microseconds zero-padded to three digits: "1xyz" without its "1"
-        micros = str(1000 + elapsed_ns % 1_000_000 // 1000)[1:]
-        interval = str(elapsed_ns // 1_000_000) + "." + micros
-    return now, interval
+    if request is None or response is None or request.ts_first_ns <= 0:
+        return None
+    elapsed_ns = (response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns
+    if elapsed_ns < 1000:
+        elapsed_ns = 1000
+    return f"{elapsed_ns // 1_000_000}.{_THREE_DIGITS[elapsed_ns % 1_000_000 // 1000]}"
 
 
 def _headers(headers: Headers, prefix: str, cache: dict[bytes, tuple[str, int]],

@@ -25,8 +25,8 @@ from typing import Any, Final
 from workers.anomalies import Anomalies
 from workers.apicall import (
     _FORM, _REQUEST_KEYS, _RESPONSE_KEYS, DEFAULT_MAX_PARAMS, NOTE_KEY, REQUEST_BODY_KEY,
-    RESPONSE_BODY_KEY, SpecialHeaders, _body, _key, _params, _text, call_timing, note_special,
-    request_url,
+    RESPONSE_BODY_KEY, SpecialHeaders, _body, _key, _params, _text, call_first_ns,
+    interval_text, note_special, request_url,
 )
 from workers.bodies import content_type_info
 from workers.message import ApiCall, Headers
@@ -82,6 +82,7 @@ class LineBuilder:
         act = self.action
         self._method, self._url = act("request_method"), act("request_url")
         self._code, self._now, self._interval = act("response_code"), act("now"), act("interval")
+        self._now_ms, self._now_text = -1, ""  # the last "now" fragment under a keep
         self._bodies = {(side, b64): action_for(rules, side, side + "_base64" if b64 else side)
                         for side in ("request_body", "response_body") for b64 in (False, True)}
         self._drops_request_body = self._bodies["request_body", False] is PLAN_DROP
@@ -186,13 +187,19 @@ class LineBuilder:
                 if text:
                     put(self._bodies["response_body", "base64" in response_markers], text,
                         parts, pending)
-        now, interval = call_timing(call)
-        # digits (and a dot): their JSON string needs no escaping, one f-string under a keep
-        if now is not None:
-            if type(self._now) is str:
-                parts.append(f'{self._now}"{now}"]')
+        # digits (and a dot): their JSON string needs no escaping, one f-string under a keep;
+        # calls come many to a millisecond, so the last "now" text is held
+        first_ns = call_first_ns(call)
+        if first_ns > 0:
+            ms = first_ns // 1_000_000
+            if type(self._now) is not str:
+                put(self._now, str(ms), parts, pending)
+            elif ms == self._now_ms:
+                parts.append(self._now_text)
             else:
-                put(self._now, now, parts, pending)
+                self._now_ms, self._now_text = ms, f'{self._now}"{ms}"]'
+                parts.append(self._now_text)
+        interval = interval_text(call)
         if interval is not None:
             if type(self._interval) is str:
                 parts.append(f'{self._interval}"{interval}"]')
