@@ -143,8 +143,10 @@ def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
     return packets_frame(len(items), parts)
 
 
-#: ``unpack_item``: index, ts_ns, src, sport, dst, dport, seq, ack, flags, payload start, end
-Item = tuple[int, int, bytes, int, bytes, int, int, int, int, int, int]
+#: ``unpack_item``: index, ts_ns, flow, sport, dport, seq, ack, flags, payload start, end; the
+#: flow is the item's addresses and ports as they are laid out (source address, destination
+#: address, source port, destination port): the worker's connection key, one slice
+Item = tuple[int, int, bytes, int, int, int, int, int, int, int]
 FIRST_ITEM: Final = _FH
 
 
@@ -175,8 +177,7 @@ def unpack_item(data: bytes, off: int) -> Item:
     ts_ns = _u32(data, off + 9) << 32 | _u32(data, off + 13)
     a = off + 17
     p = a + 2 * alen
-    src = data[a:a + alen]
-    dst = data[a + alen:p]
+    flow = data[a:p + 4]
     sport = data[p] << 8 | data[p + 1]
     dport = data[p + 2] << 8 | data[p + 3]
     seq = _u32(data, p + 4)
@@ -186,7 +187,7 @@ def unpack_item(data: bytes, off: int) -> Item:
     off += size
     if off + n > len(data):
         raise CodecError(f"payload of {n} bytes runs past the frame end")
-    return index, ts_ns, src, sport, dst, dport, seq, ack, flags, off, off + n
+    return index, ts_ns, flow, sport, dport, seq, ack, flags, off, off + n
 
 
 def _u32(data: bytes, off: int) -> int:
@@ -206,9 +207,10 @@ def decode_packets(buf: bytes | bytearray | memoryview) -> list[tuple[int, int, 
     off = FIRST_ITEM
     out: list[tuple[int, int, Segment]] = []
     for _ in range(count):
-        index, ts_ns, src, sport, dst, dport, seq, ack, flags, start, off = unpack_item(data, off)
-        out.append((index, ts_ns, _new_tuple(Segment, (src, sport, dst, dport, seq, ack, flags,
-                                                       data[start:off]))))
+        index, ts_ns, flow, sport, dport, seq, ack, flags, start, off = unpack_item(data, off)
+        alen = (len(flow) - 4) >> 1
+        out.append((index, ts_ns, _new_tuple(Segment, (flow[:alen], sport, flow[alen:2 * alen],
+                                                       dport, seq, ack, flags, data[start:off]))))
     check_items_end(data, off, count)
     return out
 

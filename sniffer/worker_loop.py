@@ -65,9 +65,9 @@ class WorkerLoop:
         count, data = codec.packets_data(frame)
         off = codec.FIRST_ITEM
         for _ in range(count):
-            index, ts_ns, src, sport, dst, dport, seq, ack, flags, start, off = \
+            index, ts_ns, flow, sport, dport, seq, ack, flags, start, off = \
                 codec.unpack_item(data, off)
-            calls = core.feed_parts(ts_ns, index, src, sport, dst, dport, seq, ack, flags,
+            calls = core.feed_parts(ts_ns, index, flow, sport, dport, seq, ack, flags,
                                     data[start:off])
             if calls:
                 out += self._lines(index, calls)

@@ -48,7 +48,7 @@ class Connection:
     __slots__ = (
         "a", "b", "ra", "rb", "pa", "pb", "client_is_a", "pending", "answered", "out",
         "anomalies", "limits", "last_ts", "finished", "first_index", "keep_response_bodies",
-        "flow",
+        "flow", "key_a", "key_b",
     )
 
     def __init__(
@@ -64,6 +64,7 @@ class Connection:
         keep_response_bodies: bool = True,
     ) -> None:
         self.a, self.b = a, b
+        self.key_a = self.key_b = b""  # the flow keys of a's and of b's segments (core.py)
         self.flow = FlowMemo()
         self.keep_response_bodies = keep_response_bodies
         self.limits = limits

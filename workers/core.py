@@ -2,7 +2,8 @@
 
 Strategy:
 - ``feed(ts_ns, segment)`` routes a decoded TCP segment to its connection (both directions
-  of a connection are stored under their own 4-tuple, so one dict lookup finds it) and
+  of a connection are stored under their own flow key, the 4-tuple packed as one bytes
+  object (``Key``), so one dict lookup finds it) and
   returns the API calls that became complete. ``tick(ts_ns)`` expires connections idle for
   ``idle_timeout_s`` of *packet* time, so reading a capture file gives the same result as
   capturing live. ``close()`` flushes everything.
@@ -37,7 +38,16 @@ ANOMALIES = register(
     }
 )
 
-Key = tuple[bytes, int, bytes, int]
+Key = bytes
+"""A flow key: source address, destination address, source port, destination port (two bytes
+each, big-endian), the layout of the ring frame's items (``sniffer/codec.py``), so the worker
+takes it as one slice; one hash and one compare of a dozen bytes, where a tuple of four
+hashed and compared each field of a freshly built tuple."""
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> Key:
+    """The flow key of a segment from ``src``:``sport`` to ``dst``:``dport``."""
+    return src + dst + bytes((sport >> 8, sport & 255, dport >> 8, dport & 255))
 
 
 class WorkerCore:
@@ -71,17 +81,18 @@ class WorkerCore:
         segment opens, to order the calls flushed by ``close_by_connection()``.
         """
         src, sport, dst, dport, seq, ack, flags, payload = seg
-        return self.feed_parts(ts_ns, index, src, sport, dst, dport, seq, ack, flags, payload)
+        return self.feed_parts(ts_ns, index, flow_key(src, sport, dst, dport), sport, dport,
+                               seq, ack, flags, payload)
 
-    def feed_parts(self, ts_ns: int, index: int, src: bytes, sport: int, dst: bytes, dport: int,
+    def feed_parts(self, ts_ns: int, index: int, key: Key, sport: int, dport: int,
                    seq: int, ack: int, flags: int, payload: bytes) -> list[ApiCall]:
-        """``feed`` with the segment's fields as arguments: the worker's per-packet loop
-        calls this straight from the ring frame, without building a ``Segment``."""
+        """``feed`` with the segment's fields as arguments, its addresses and ports as the flow
+        ``key``: the worker's per-packet loop calls this straight from the ring frame,
+        without building a ``Segment``."""
         self.segments += 1
-        key = (src, sport, dst, dport)
         conn = self.conns.get(key)
         if conn is not None and flags & SYN and not flags & ACK and conn.finished is False:
-            side = conn.ra if src == conn.a[0] and sport == conn.a[1] else conn.rb
+            side = conn.ra if key == conn.key_a else conn.rb
             if side.next_off > 0 and side.next_seq32 != (seq + 1) & 0xFFFFFFFF:
                 self.anomalies.hit("conn_port_reuse")
                 self._drop(conn, ts_ns)
@@ -89,11 +100,10 @@ class WorkerCore:
         if conn is None:
             if not (flags & SYN or payload) or flags & RST:
                 return self._take()
-            conn = self._open(key, flags, ts_ns)
+            conn = self._open(key, sport, dport, flags, ts_ns)
             conn.first_index = index
         conn.last_ts = ts_ns
-        a = conn.a
-        if src == a[0] and sport == a[1]:
+        if key == conn.key_a:
             fwd, rev = conn.ra, conn.rb
         else:
             fwd, rev = conn.rb, conn.ra
@@ -135,12 +145,13 @@ class WorkerCore:
         return out
 
     # -- internals -------------------------------------------------------------------------------
-    def _open(self, key: Key, flags: int, ts_ns: int) -> Connection:
+    def _open(self, key: Key, sport: int, dport: int, flags: int, ts_ns: int) -> Connection:
         if len(self.conns) // 2 >= self.limits.max_connections:
             oldest = min(self.conns.values(), key=lambda c: c.last_ts)
             self.anomalies.hit("conn_evicted")
             self._drop(oldest, ts_ns)
-        src, sport, dst, dport = key
+        alen = (len(key) - 4) >> 1
+        src, dst = key[:alen], key[alen:2 * alen]
         client_is_a: bool | None = None
         if flags & SYN:
             client_is_a = not flags & ACK
@@ -153,14 +164,14 @@ class WorkerCore:
             (src, sport), (dst, dport), client_is_a, bool(flags & SYN),
             self.limits, self.anomalies, self.budget, self.out, self.keep_response_bodies,
         )
+        conn.key_a, conn.key_b = key, dst + src + key[-2:] + key[-4:-2]
         self.conns[key] = conn
-        self.conns[(dst, dport, src, sport)] = conn
+        self.conns[conn.key_b] = conn
         return conn
 
     def _drop(self, conn: Connection, ts_ns: int, reset: bool = False) -> None:
         conn.finish(ts_ns, reset)
-        a, b = conn.a, conn.b
-        for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
+        for key in (conn.key_a, conn.key_b):
             if self.conns.get(key) is conn:
                 del self.conns[key]
 

@@ -184,12 +184,12 @@ def framing_fields(headers: Headers) -> tuple[list[bytes], list[bytes]]:
     te: list[bytes] = []
     cl: list[bytes] = []
     for n, v in headers:
-        size = len(n)
-        if size == 14 or size == 17:  # len(b"content-length"), len(b"transfer-encoding")
-            name = n.lower()
-            if name == b"content-length":
+        size = len(n)  # the usual spelling compares first: lower() is a call by name
+        if size == 14:
+            if n == b"Content-Length" or n.lower() == b"content-length":
                 cl.append(v)
-            elif name == b"transfer-encoding":
+        elif size == 17:
+            if n == b"Transfer-Encoding" or n.lower() == b"transfer-encoding":
                 te.append(v)
     return te, cl
 

@@ -326,14 +326,21 @@ class HalfParser(StartFinder):
         if msg is None:
             return
         body = self.body
+        joined = b""
         if body:
-            msg.body = body[0] if len(body) == 1 else b"".join(body)
+            joined = body[0] if len(body) == 1 else b"".join(body)
             self.body = []
-        msg.ts_last_ns = ts_ns
         self.buf_ts = ts_ns  # bytes left in the buffer came with the current chunk
+        # the fields set per branch: on the union they would be generic attribute writes
         if isinstance(msg, HttpRequest):
+            if joined:
+                msg.body = joined
+            msg.ts_last_ns = ts_ns
             self.conn.request_done(self.exchange)
         else:
+            if joined:
+                msg.body = joined
+            msg.ts_last_ns = ts_ns
             if self.interim:
                 msg.interim = self.interim
                 self.interim = []

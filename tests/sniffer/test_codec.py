@@ -44,7 +44,8 @@ def test_unpack_item_reads_the_fields_of_the_struct_layout(ipv: int, rest: bytes
     header = bytes([ipv]) + rest[:layout.size - 5] + struct.pack("!I", payload)
     data = b"pre" + header + bytes(payload)
     _, index, ts, src, dst, sport, dport, seq, ack, flags, n = layout.unpack_from(data, 3)
-    assert codec.unpack_item(data, 3) == (index, ts, src, sport, dst, dport, seq, ack, flags,
+    flow = src + dst + struct.pack("!HH", sport, dport)  # the connection key, as laid out
+    assert codec.unpack_item(data, 3) == (index, ts, flow, sport, dport, seq, ack, flags,
                                           3 + layout.size, 3 + layout.size + n)
     for cut in (data[:3 + layout.size - 1], data[:-1] if payload else data[:-2]):
         with pytest.raises(CodecError):

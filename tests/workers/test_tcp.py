@@ -255,3 +255,27 @@ def test_a_dropped_connection_leaves_no_cyclic_garbage(close) -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("client, server", [
+    ((b"\x0a\x00\x00\x01", 40000), (b"\x0a\x00\x00\x02", 80)),
+    ((b"\xfd" + b"\x00" * 14 + b"\x01", 443), (b"\xfd" + b"\x00" * 14 + b"\x02", 8080)),
+])
+def test_both_directions_find_one_connection_by_their_flow_keys(client, server) -> None:
+    """The table holds a connection under the flow key of each direction (addresses, then
+    ports, big-endian), and lets go of both when it ends."""
+    core = WorkerCore()
+    exchange = [(C2S, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+                (S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]
+    packets = conversation(exchange, client=client, server=server)
+    calls = []
+    for p in packets[:-2]:  # all but the closing FINs
+        calls += core.feed(p.ts_ns, p.seg)
+    (caddr, cport), (saddr, sport) = client, server
+    ports = cport.to_bytes(2, "big"), sport.to_bytes(2, "big")
+    assert set(core.conns) == {caddr + saddr + ports[0] + ports[1],
+                               saddr + caddr + ports[1] + ports[0]}
+    assert core.connection_count == 1 and len(calls) == 1 and calls[0].client == client
+    for p in packets[-2:]:
+        calls += core.feed(p.ts_ns, p.seg)
+    assert core.conns == {} and len(calls) == 1
