@@ -29,7 +29,7 @@ from workers.apicall import (
     interval_text, note_special, request_url,
 )
 from workers.bodies import content_type_info
-from workers.message import ApiCall, Headers
+from workers.message import ApiCall, Headers, HttpRequest
 from workers.record_plan import (
     Parts, Replacer, action_for, fragment, ip_text_cached, prefix, put,
 )
@@ -215,7 +215,8 @@ class LineBuilder:
                 put(self.action(key), value, parts, pending)
         return self._finish(call, parts, pending, request_markers, response_markers)
 
-    def _url_fragment(self, request: Any, host: bytes | None, server: tuple[bytes, int]) -> Any:
+    def _url_fragment(self, request: HttpRequest, host: bytes | None,
+                      server: tuple[bytes, int]) -> Any:
         """``request_url`` under its action, memoised per (target, Host) when that is pure."""
         if host is None or not self._url_memoisable or request.method == b"CONNECT":
             return fragment(self._url, request_url(request, host, server))
@@ -228,7 +229,7 @@ class LineBuilder:
             self._urls[memo_key] = text
         return text
 
-    def _request_rest(self, request: Any, ctype: bytes | None, cenc: bytes | None,
+    def _request_rest(self, request: HttpRequest, ctype: bytes | None, cenc: bytes | None,
                       parts: Parts, pending: list[int], markers: list[str]) -> None:
         """Query and form parameters and the request body, as ``to_details`` has them."""
         params: list[list[str]] = []
