@@ -135,7 +135,7 @@ class PcapReader:
             linktype = struct.unpack_from(order + "I", self._buf, self._pos + 20)[0] & 0xFFFF
             self._pos += 24
             self.offset = 24
-            record = struct.Struct(order + "IIII").unpack_from
+            little = order == "<"  # the fields read by _u32le / _u32be, not unpack_from
             frac_ns = 1 if nanos else 1000
             buf, pos = self._buf, self._pos
             size = len(buf)
@@ -148,7 +148,7 @@ class PcapReader:
                     self._need(16, "packet record header")
                     buf, pos = self._buf, self._pos
                     size = len(buf)
-                sec, frac, caplen, _origlen = record(buf, pos)
+                caplen = _u32le(buf, pos + 8) if little else _u32be(buf, pos + 8)
                 end = pos + 16 + caplen
                 if end > size:
                     self._pos = pos
@@ -158,7 +158,11 @@ class PcapReader:
                     buf, pos = self._buf, self._pos
                     size = len(buf)
                     end = pos + 16 + caplen
-                append((sec * 1_000_000_000 + frac * frac_ns, buf[pos + 16:end]))
+                if little:
+                    ts_ns = _seconds_ns(_u32le(buf, pos)) + _u32le(buf, pos + 4) * frac_ns
+                else:
+                    ts_ns = _seconds_ns(_u32be(buf, pos)) + _u32be(buf, pos + 4) * frac_ns
+                append((ts_ns, buf[pos + 16:end]))
                 pos = end
                 if len(batch) >= max_packets:
                     self.offset = self._base + pos
@@ -294,3 +298,21 @@ def iter_packets(path: str) -> PcapReader:
     The returned reader also has ``offset`` (bytes consumed) and ``size`` (file size).
     """
     return PcapReader(path)
+
+
+def _u32le(buf: bytes, off: int) -> int:
+    """The little-endian u32 at ``off`` (the caller checked the bounds): compiled, a few
+    machine operations, where ``unpack_from`` builds a tuple of four int objects."""
+    return buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16 | buf[off + 3] << 24
+
+
+def _u32be(buf: bytes, off: int) -> int:
+    """The big-endian u32 at ``off`` (the caller checked the bounds)."""
+    return buf[off] << 24 | buf[off + 1] << 16 | buf[off + 2] << 8 | buf[off + 3]
+
+
+def _seconds_ns(sec: int) -> int:
+    """``sec * 1_000_000_000`` in two halves: compiled, a product is computed natively only
+    when both factors are below 2**30, and today's seconds are not (the one product would
+    go through Python's long multiplication and a new int object)."""
+    return ((sec >> 16) * 1_000_000_000 << 16) + (sec & 0xFFFF) * 1_000_000_000

@@ -4,11 +4,14 @@ from __future__ import annotations
 import glob
 import os
 import struct
+import tempfile
 import tracemalloc
 from pathlib import Path
 
 import dpkt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sniffer import pcapfile
 from sniffer.pcapfile import PcapError, iter_packets
@@ -273,3 +276,16 @@ def test_batches_deliver_the_good_packets_before_the_damage(tmp_path: Path, name
         for _, batch in iter_packets(write(tmp_path, data, f"c.{name}")).batches(1024):
             got += [frame for _, frame in batch]
     assert got == [b"one", b"two"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 999_999)), min_size=1,
+                max_size=5), st.sampled_from(["<", ">"]), st.booleans())
+def test_record_times_are_exact_over_the_whole_u32_range(times: list[tuple[int, int]],
+                                                         order: str, nanos: bool) -> None:
+    """Seconds and fractions read field by field give the exact nanosecond time, from 0 to
+    the last u32 second (the reader splits the seconds' product to keep it native)."""
+    records = [(sec, frac, FRAMES[0]) for sec, frac in times]
+    with tempfile.TemporaryDirectory() as tmp:
+        got = [ts for ts, _, _ in iter_packets(write(Path(tmp), pcap(records, order, nanos)))]
+    assert got == [sec * 10**9 + frac * (1 if nanos else 1000) for sec, frac in times]
