@@ -8,7 +8,7 @@ worker can still produce an earlier one. The order is (key, arrival): the order 
 lists (keys, arrival numbers, lines) kept sorted; a worker's lines almost always arrive in key
 order, so a frame is appended with three C-level ``extend`` calls (a frame out of order marks
 the run for one sort before its next cut). A release cuts each run at the bound with
-``bisect``, merges the cut prefixes (one ``sorted`` over already sorted runs, only when more
+``bisect``, merges the cut prefixes (a k-way merge over the runs' native ints, only when more
 than one worker contributes) and hands the sink one list. What is held is bounded
 (``MAX_HELD_LINES``); past the bound the oldest lines are written anyway and counted
 (``order_relaxed``).
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from itertools import chain, islice, repeat
+from itertools import islice, repeat
 
 from sniffer import codec
 from sniffer.sink import Sink
@@ -109,6 +109,32 @@ class Merger:
         self._write_prefixes([(w, c) for w, c in enumerate(counts) if c])
         self.counters["order_relaxed"] += excess
 
+    def _merged(self, cuts: list[tuple[int, int]]) -> list[bytes]:
+        """The cut prefixes of several workers' runs, merged by (key, arrival): a k-way merge
+        over native ints (the runs are sorted), no tuple per line and no general sort."""
+        keys = [self.keys[w] for w, _ in cuts]
+        seqs = [self.seqs[w] for w, _ in cuts]
+        held = [self.held[w] for w, _ in cuts]
+        ends = [cut for _, cut in cuts]
+        pos = [0] * len(cuts)
+        out: list[bytes] = []
+        live = len(cuts)
+        while live:
+            best = -1
+            best_key = best_seq = 0
+            for r in range(len(cuts)):
+                i = pos[r]
+                if i < ends[r]:
+                    key, seq = keys[r][i], seqs[r][i]
+                    if best < 0 or key < best_key or (key == best_key and seq < best_seq):
+                        best, best_key, best_seq = r, key, seq
+            i = pos[best]
+            out.append(held[best][i])
+            pos[best] = i + 1
+            if i + 1 == ends[best]:
+                live -= 1
+        return out
+
     def _write_prefixes(self, cuts: list[tuple[int, int]]) -> None:
         """Write the first ``cut`` held lines of each worker ``w``, merged by (key, arrival)."""
         if not cuts:
@@ -117,10 +143,7 @@ class Merger:
             w, cut = cuts[0]
             lines = self.held[w][:cut]
         else:
-            merged = sorted(chain.from_iterable(
-                zip(self.keys[w][:cut], self.seqs[w][:cut], self.held[w][:cut])
-                for w, cut in cuts))
-            lines = [t[2] for t in merged]
+            lines = self._merged(cuts)
         for w, cut in cuts:
             del self.keys[w][:cut], self.seqs[w][:cut], self.held[w][:cut]
         self.held_lines -= len(lines)
