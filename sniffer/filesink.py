@@ -72,14 +72,16 @@ class _BufferedSink:
         if not self._lines:
             return
         lines, self._lines, self._buffered_bytes = self._lines, [], 0
-        data = b"\n".join(lines) + b"\n"
+        calls = len(lines)
+        lines.append(b"")  # the last newline from the join itself: "+ b'\n'" copies it all
+        data = b"\n".join(lines)
         try:
-            self._emit(data, len(lines))
+            self._emit(data, calls)
         except OSError as exc:
-            self.counts["dropped_calls"] += len(lines)
-            self._on_error(exc, len(lines))
+            self.counts["dropped_calls"] += calls
+            self._on_error(exc, calls)
         else:
-            self.counts["calls_written"] += len(lines)
+            self.counts["calls_written"] += calls
             self.counts["bytes_written"] += len(data)
 
     def _emit(self, data: bytes, calls: int) -> None:

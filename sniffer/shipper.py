@@ -138,7 +138,9 @@ class UrlSink:
     def _seal_locked(self) -> None:
         if not self._lines:
             return
-        bundle = _Bundle(self._next_seq, len(self._lines), b"\n".join(self._lines) + b"\n")
+        calls = len(self._lines)
+        self._lines.append(b"")  # the last newline from the join: "+ b'\n'" copies the bundle
+        bundle = _Bundle(self._next_seq, calls, b"\n".join(self._lines))
         self._next_seq += 1
         self._lines, self._open_bytes = [], 0
         self._queue.append(bundle)
