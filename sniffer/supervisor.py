@@ -25,17 +25,20 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import workers.connection  # noqa: F401 - registers anomaly names for the metrics
 import workers.core  # noqa: F401
 import workers.decode  # noqa: F401
-from sniffer import __version__, aggregator_proc, capture_proc, codec, worker_proc
+from sniffer import __version__, codec
 from sniffer.config import Config
 from sniffer.metrics import RateMeter, Totals, WorkerStatus, prometheus_text, worker_loads
 from sniffer.pipeline import Wiring, child_entry, start_context, stop_start_server
 from sniffer.ring import Ring
-from sniffer.status import MetricsServer, final_summary, health_of, status_line
+from sniffer.status import final_summary, health_of, status_line
+
+if TYPE_CHECKING:
+    from sniffer.status_server import MetricsServer
 
 log = logging.getLogger("network-sniffer")
 
@@ -80,7 +83,7 @@ class Supervisor:
         self.rings.append(ring)
         return ring
 
-    def _start(self, name: str, target: Any, *args: Any) -> None:
+    def _start(self, name: str, target: str, *args: Any) -> None:
         proc = self.ctx.Process(target=child_entry, args=(target, self.cfg, self.wiring, *args),
                                 name=name, daemon=False)
         proc.start()
@@ -92,10 +95,10 @@ class Supervisor:
         old = {s: signal.signal(s, lambda sig, _f: self.signals.append(sig))
                for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self._start("aggregator", aggregator_proc.main, self.deadline_s)
+            self._start("aggregator", "sniffer.aggregator_proc:main", self.deadline_s)
             for i in range(self.n):
-                self._start(f"worker-{i}", worker_proc.main, i)
-            self._start("capture", capture_proc.main)
+                self._start(f"worker-{i}", "sniffer.worker_proc:main", i)
+            self._start("capture", "sniffer.capture_proc:main")
             self._start_metrics()
             self._supervise()
         finally:
@@ -112,6 +115,8 @@ class Supervisor:
         port = self.cfg.status.metrics_port
         if port is None or self.wiring.source:
             return
+        from sniffer.status_server import MetricsServer  # only with a metrics port
+
         self.server = MetricsServer(self.cfg.status.metrics_address, port,
                                     lambda: self.exposition, health=self._health)
         self.server.start()
@@ -185,7 +190,7 @@ class Supervisor:
             self.restarts[i] += 1
             self.per_process.pop(name, None)
             self.metrics.forget(name)
-            self._start(name, worker_proc.main, i)
+            self._start(name, "sniffer.worker_proc:main", i)
             if not cap.is_alive():  # its END may have died with it
                 count = self.per_process.get("capture", {}).get("packets", 0)
                 self.wiring.inputs[i].put(codec.encode_control(f"END {count}"))
