@@ -23,7 +23,7 @@ Nothing here raises on traffic: odd input becomes a named anomaly.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workers import framing, startline
 from workers.anomalies import Anomalies, register
@@ -174,17 +174,18 @@ class HalfParser(StartFinder):
             return False
         line, headers, body_start = found
         msg: HttpRequest | HttpResponse
-        parts: Any
         if self.role == CLIENT:
-            parts = startline.request_parts(line)
-            if parts is None:  # HTTP/0.9 (no version) is not for this path
+            request = startline.request_parts(line)
+            if request is None:  # HTTP/0.9 (no version) is not for this path
                 return False
-            msg = HttpRequest(parts[0], parts[1], parts[2], ts_first_ns=ts_ns)
+            method, target, version = request
+            msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
         else:
-            parts = startline.status_parts(line)
-            if parts is None:
+            status = startline.status_parts(line)
+            if status is None:
                 return False
-            msg = HttpResponse(parts[3], parts[1], parts[2], parts[0], ts_first_ns=ts_ns)
+            version, raw, reason, number = status
+            msg = HttpResponse(number, raw, reason, version, ts_first_ns=ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD

@@ -74,7 +74,7 @@ def split_status_line(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     return version, code, reason
 
 
-def status_parts(line: bytes) -> Any:
+def status_parts(line: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
     """(version, status as sent, reason, status as a number or None) of a status line, what
     ``STATUS_LINE``'s groups give (a missing part is ``b""``; the number only for three
     digits); None when it does not match. Repeated lines come from a bounded memo."""
@@ -97,7 +97,7 @@ def status_parts(line: bytes) -> Any:
     return held
 
 
-def request_parts(line: bytes) -> Any:
+def request_parts(line: bytes) -> tuple[bytes, bytes, bytes] | None:
     """(method, target, version) of a request line with a version, ``REQUEST_LINE``'s groups;
     None when it does not match or has no version (HTTP/0.9). Repeated lines come from a
     bounded memo."""
