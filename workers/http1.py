@@ -173,27 +173,31 @@ class HalfParser(StartFinder):
         if found is None:
             return False
         line, headers, body_start = found
-        msg: HttpRequest | HttpResponse
+        request = status = None
         if self.role == CLIENT:
             request = startline.request_parts(line)
             if request is None:  # HTTP/0.9 (no version) is not for this path
                 return False
-            method, target, version = request
-            msg = HttpRequest(method, target, version, ts_first_ns=ts_ns)
         else:
             status = startline.status_parts(line)
             if status is None:
                 return False
+        if headers is None:  # unusual lines: the general rules (same split as _head's)
+            block = chunk[len(line) + 2 : body_start - 4]
+            headers = framing.parse_header_lines(block.split(b"\n"), self.anomalies)
+        # the headers given to the constructor: set on the union afterwards, a generic write
+        msg: HttpRequest | HttpResponse
+        if request is not None:
+            method, target, version = request
+            msg = HttpRequest(method, target, version, headers, ts_first_ns=ts_ns)
+        else:
+            assert status is not None
             version, raw, reason, number = status
-            msg = HttpResponse(number, raw, reason, version, ts_first_ns=ts_ns)
+            msg = HttpResponse(number, raw, reason, version, headers, ts_first_ns=ts_ns)
         self.buf_ts = self.first_ts = self.head_ts = ts_ns
         self.msg = msg
         self.state = HEAD
         self.remaining = 0
-        if headers is None:  # unusual lines: the general rules (same split as _head's)
-            block = chunk[len(line) + 2 : body_start - 4]
-            headers = framing.parse_header_lines(block.split(b"\n"), self.anomalies)
-        msg.headers = headers
         if self.role == CLIENT:
             self._request_head(ts_ns)
         else:
