@@ -130,8 +130,11 @@ def pack_packet(index: int, ts_ns: int, seg: Segment) -> bytes:
 
 
 def packets_frame(count: int, parts: list[bytes]) -> bytes:
-    """One PACKETS frame of ``count`` items from ``[header, payload, header, payload, ...]``."""
-    return FRAME_HEADER.pack(CODEC_VERSION, Kind.PACKETS, count) + b"".join(parts)
+    """One PACKETS frame of ``count`` items from ``[header, payload, header, payload, ...]``
+    (the list is the caller's no more: the frame header goes in front, so the frame is one
+    join and not a join plus a copy of everything for ``+``)."""
+    parts.insert(0, FRAME_HEADER.pack(CODEC_VERSION, Kind.PACKETS, count))
+    return b"".join(parts)
 
 
 def encode_packets(items: list[tuple[int, int, Segment]]) -> bytes:
