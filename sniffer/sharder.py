@@ -102,8 +102,9 @@ class Sharder:
                     parts = all_parts[w]
                     parts.append(header)
                     parts.append(payload)
-                    sizes[w] += len(payload)
-                    if len(parts) >= limit or sizes[w] >= batch_bytes:
+                    size = sizes[w] + len(payload)  # not "+=": compiled, that is generic
+                    sizes[w] = size
+                    if len(parts) >= limit or size >= batch_bytes:
                         self._send(w)
                 index += 1
                 if ticking:
