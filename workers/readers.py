@@ -25,7 +25,7 @@ from workers import framing
 from workers.anomalies import Anomalies, register
 from workers.framing import Framing
 
-from workers.message import HttpRequest
+from workers.message import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from workers.message import HttpResponse
@@ -191,7 +191,10 @@ class BodyReader:
         msg = self.msg
         if msg is None or not piece:
             return
-        msg.body_size += len(piece)
+        if isinstance(msg, HttpResponse):  # per type: on the union, a generic read and write
+            msg.body_size += len(piece)
+        else:
+            msg.body_size += len(piece)
         room = self.max_body - self.kept
         if room <= 0:
             if not msg.body_truncated:
