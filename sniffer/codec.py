@@ -176,25 +176,26 @@ def unpack_item(data: bytes, off: int) -> Item:
         raise CodecError(f"ip version {ipv}")
     if off + size > len(data):
         raise CodecError(f"packet header truncated at offset {off}")
-    index = _u32(data, off + 1) << 32 | _u32(data, off + 5)
-    ts_ns = _u32(data, off + 9) << 32 | _u32(data, off + 13)
+    index = u32be(data, off + 1) << 32 | u32be(data, off + 5)
+    ts_ns = u32be(data, off + 9) << 32 | u32be(data, off + 13)
     a = off + 17
     p = a + 2 * alen
     flow = data[a:p + 4]
     sport = data[p] << 8 | data[p + 1]
     dport = data[p + 2] << 8 | data[p + 3]
-    seq = _u32(data, p + 4)
-    ack = _u32(data, p + 8)
+    seq = u32be(data, p + 4)
+    ack = u32be(data, p + 8)
     flags = data[p + 13]
-    n = _u32(data, p + 14)
+    n = u32be(data, p + 14)
     off += size
     if off + n > len(data):
         raise CodecError(f"payload of {n} bytes runs past the frame end")
     return index, ts_ns, flow, sport, dport, seq, ack, flags, off, off + n
 
 
-def _u32(data: bytes, off: int) -> int:
-    """The big-endian u32 at ``off`` (the caller checked the bounds)."""
+def u32be(data: bytes, off: int) -> int:
+    """The big-endian u32 at ``off`` (the caller checked the bounds): compiled, a few machine
+    operations, where ``unpack_from`` builds a tuple of int objects. Also pcapfile's."""
     return data[off] << 24 | data[off + 1] << 16 | data[off + 2] << 8 | data[off + 3]
 
 

@@ -23,6 +23,8 @@ import struct
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
+from sniffer.codec import u32be
+
 CHUNK_BYTES = 1 << 20
 MAX_RECORD_BYTES = 256 << 20  # a larger caplen or block length means a damaged file
 
@@ -135,7 +137,7 @@ class PcapReader:
             linktype = struct.unpack_from(order + "I", self._buf, self._pos + 20)[0] & 0xFFFF
             self._pos += 24
             self.offset = 24
-            little = order == "<"  # the fields read by _u32le / _u32be, not unpack_from
+            little = order == "<"  # the fields read by _u32le / codec.u32be, not unpack_from
             frac_ns = 1 if nanos else 1000
             buf, pos = self._buf, self._pos
             size = len(buf)
@@ -148,7 +150,7 @@ class PcapReader:
                     self._need(16, "packet record header")
                     buf, pos = self._buf, self._pos
                     size = len(buf)
-                caplen = _u32le(buf, pos + 8) if little else _u32be(buf, pos + 8)
+                caplen = _u32le(buf, pos + 8) if little else u32be(buf, pos + 8)
                 end = pos + 16 + caplen
                 if end > size:
                     self._pos = pos
@@ -161,7 +163,7 @@ class PcapReader:
                 if little:
                     ts_ns = _seconds_ns(_u32le(buf, pos)) + _u32le(buf, pos + 4) * frac_ns
                 else:
-                    ts_ns = _seconds_ns(_u32be(buf, pos)) + _u32be(buf, pos + 4) * frac_ns
+                    ts_ns = _seconds_ns(u32be(buf, pos)) + u32be(buf, pos + 4) * frac_ns
                 append((ts_ns, buf[pos + 16:end]))
                 pos = end
                 if len(batch) >= max_packets:
@@ -304,11 +306,6 @@ def _u32le(buf: bytes, off: int) -> int:
     """The little-endian u32 at ``off`` (the caller checked the bounds): compiled, a few
     machine operations, where ``unpack_from`` builds a tuple of four int objects."""
     return buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16 | buf[off + 3] << 24
-
-
-def _u32be(buf: bytes, off: int) -> int:
-    """The big-endian u32 at ``off`` (the caller checked the bounds)."""
-    return buf[off] << 24 | buf[off + 1] << 16 | buf[off + 2] << 8 | buf[off + 3]
 
 
 def _seconds_ns(sec: int) -> int:

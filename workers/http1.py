@@ -48,15 +48,6 @@ ANOMALIES = register(
 )
 
 
-def _response(version: bytes, raw: bytes | None, reason: bytes | None, ts_first_ns: int,
-              ) -> HttpResponse:
-    """A response from a status line's parts: ``startline.STATUS_LINE``'s groups or
-    ``split_status_line``'s (no 3-digit status: ``None``)."""
-    raw = raw or b""
-    status = int(raw) if len(raw) == 3 and raw.isdigit() else None
-    return HttpResponse(status, raw, reason or b"", version, ts_first_ns=ts_first_ns)
-
-
 class HalfParser(StartFinder):
     """Parses the HTTP/1.x messages of one direction of a TCP connection."""
 
@@ -250,11 +241,11 @@ class HalfParser(StartFinder):
                 self.remaining = 0
                 return True
         if self.role != CLIENT:
-            m = startline.STATUS_LINE.match(line)
-            if m is not None:
+            status = startline.status_parts(line)
+            if status is not None:
                 self.conn.learn_role(self, SERVER)
-                version, raw, reason = m.groups()
-                self.msg = _response(version, raw, reason, self.first_ts)
+                version, raw, reason, number = status
+                self.msg = HttpResponse(number, raw, reason, version, ts_first_ns=self.first_ts)
                 self.state = HEAD
                 self.remaining = 0
                 return True
