@@ -96,9 +96,14 @@ def tune_child_gc() -> None:
     gc.set_threshold(*CHILD_GC_THRESHOLD)
 
 
-#: what every child imports; the fork server imports them once, before it forks any child
-CHILD_MODULES = ["sniffer.pipeline", "sniffer.aggregator_proc", "sniffer.capture_proc",
-                 "sniffer.worker_proc"]
+#: what every child imports; the fork server imports them once, before it forks any child.
+#: ``runpy`` and ``sniffer.cli`` too: a child started from the console script runs that
+#: script again as ``__mp_main__`` (multiprocessing's start-up preparation; the server's own
+#: ``__main__`` preload never applies, CPython 3.11 looks for a key the preparation data
+#: does not have), which then finds the command line and its configuration stack imported
+#: instead of importing them once per child (about 10 ms of CPU each).
+CHILD_MODULES = ["runpy", "sniffer.cli", "sniffer.pipeline", "sniffer.aggregator_proc",
+                 "sniffer.capture_proc", "sniffer.worker_proc"]
 
 
 def start_context(method: str) -> Any:

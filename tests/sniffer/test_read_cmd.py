@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,22 @@ def test_debug_export_local_keeps_a_copy_of_every_call(capture: Path, tmp_path: 
     copies = [x for f in sorted((data / "debug").glob("calls-*.ndjson.gz"))
               for x in gzip.decompress(f.read_bytes()).splitlines()]
     assert copies == out.read_bytes().splitlines() and len(copies) == 40
+
+
+def test_children_do_not_import_the_command_line_again(capture: Path, tmp_path: Path) -> None:
+    """Started from the installed console script, every child would run that script again
+    as ``__mp_main__`` (multiprocessing's preparation) and so import ``sniffer.cli`` and its
+    configuration stack once per child. The fork server preloads it: two imports in all (the
+    supervisor's and the server's), whatever the number of workers."""
+    script = Path(sys.executable).parent / "network-sniffer"
+    if not script.exists():
+        pytest.skip("no installed console script beside this interpreter")
+    out = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    r = subprocess.run([str(script), "read", str(capture), "-o", str(out), "--workers", "3"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    imports = [line for line in r.stderr.splitlines() if line.startswith("import time:")
+               and line.rsplit("|", 1)[-1].strip() == "sniffer.cli"]
+    assert len(imports) == 2, imports
+    assert len(calls(out)) == 40
