@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,6 +30,10 @@ COMPILED = sorted(set(glob.glob("workers/*.py", root_dir=HERE)) - set(INTERPRETE
     "sniffer/worker_loop.py",
 ]
 
+#: Hand-written C helpers, built with the compiled hot path (each module has its definition
+#: in Python beside it, which a pure install uses): ``workers._scan`` (``workers/scan.py``).
+NATIVE = [("workers._scan", "workers/_scan.c")]
+
 
 def pure() -> bool:
     """Whether NETWORK_SNIFFER_PURE asks for a pure-Python build."""
@@ -37,12 +41,14 @@ def pure() -> bool:
 
 
 def ext_modules() -> list:
-    """The mypyc extensions, or none for a pure-Python build (NETWORK_SNIFFER_PURE=1)."""
+    """The mypyc extensions and the C helpers, or none for a pure-Python build
+    (NETWORK_SNIFFER_PURE=1)."""
     if pure():
         return []
     from mypyc.build import mypycify  # the build requirement (pyproject.toml, setup.sh)
 
-    return mypycify(COMPILED, opt_level="3", group_name="network_sniffer_core")
+    helpers = [Extension(name, [source]) for name, source in NATIVE]
+    return mypycify(COMPILED, opt_level="3", group_name="network_sniffer_core") + helpers
 
 
 if __name__ == "__main__":  # how pip and setuptools run it; tests import the lists above

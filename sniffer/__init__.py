@@ -22,10 +22,9 @@ def _read_version() -> str:
 __version__ = _read_version()
 
 
-def compiled_modules(root: Path | None = None) -> list[str]:
-    """The modules of ``sniffer`` and ``workers`` that an import loads compiled (mypyc
-    extensions beside their sources, see setup.py), as dotted names, sorted. ``root``: the
-    folder holding both packages (default: where this one is installed)."""
+def _extensions(root: Path | None) -> list[str]:
+    """The dotted names of this interpreter's extension modules in ``sniffer`` and
+    ``workers`` under ``root`` (default: where this package is installed)."""
     from importlib import machinery
     from pathlib import Path
 
@@ -41,7 +40,28 @@ def compiled_modules(root: Path | None = None) -> list[str]:
     return sorted(found)
 
 
+def _is_helper(name: str) -> bool:
+    last = name.rpartition(".")[2]
+    return last.startswith("_") and not last.startswith("__")
+
+
+def compiled_modules(root: Path | None = None) -> list[str]:
+    """The modules of ``sniffer`` and ``workers`` that an import loads compiled (mypyc
+    extensions beside their sources, see setup.py), as dotted names, sorted. ``root``: the
+    folder holding both packages (default: where this one is installed)."""
+    return [name for name in _extensions(root) if not _is_helper(name)]
+
+
+def native_helpers(root: Path | None = None) -> list[str]:
+    """The hand-written C helper modules installed (private names, ``workers._scan``; each
+    has its definition in Python beside it, see setup.py ``NATIVE``), sorted."""
+    return [name for name in _extensions(root) if _is_helper(name)]
+
+
 def build_description() -> str:
-    """``compiled (N modules)`` or ``interpreted``: how the hot path runs, for the logs."""
-    n = len(compiled_modules())
-    return f"hot path compiled ({n} modules)" if n else "hot path interpreted (pure Python)"
+    """How the hot path runs, for the logs: ``hot path compiled (N modules + M C helpers)``
+    or ``hot path interpreted (pure Python)``."""
+    n, helpers = len(compiled_modules()), len(native_helpers())
+    if not n:
+        return "hot path interpreted (pure Python)"
+    return f"hot path compiled ({n} modules + {helpers} C helper{'' if helpers == 1 else 's'})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workers.core import WorkerCore
 from workers.message import ApiCall
@@ -107,12 +108,22 @@ def summary(calls: list[ApiCall]) -> list[tuple]:
     return out
 
 
-def compiled_modules_listed() -> list[str]:
-    """The dotted names of the modules setup.py compiles (its ``COMPILED`` list), sorted."""
+def _setup_module() -> Any:
+    """setup.py loaded as a module (``setup()`` itself only runs as ``__main__``)."""
     spec = importlib.util.spec_from_file_location(
         "_sniffer_setup", Path(__file__).resolve().parent.parent / "setup.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # setup() itself only runs as __main__
-    names = [s[: -len(".py")].replace("/", ".") for s in module.COMPILED]
+    return module
+
+
+def compiled_modules_listed() -> list[str]:
+    """The dotted names of the modules setup.py compiles (its ``COMPILED`` list), sorted."""
+    names = [s[: -len(".py")].replace("/", ".") for s in _setup_module().COMPILED]
     return sorted(n[: -len(".__init__")] if n.endswith(".__init__") else n for n in names)
+
+
+def native_helpers_listed() -> list[str]:
+    """The dotted names of the C helpers setup.py builds (its ``NATIVE`` list), sorted."""
+    return sorted(name for name, _ in _setup_module().NATIVE)

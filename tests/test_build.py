@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import sniffer
-from tests.helpers import compiled_modules_listed
+from tests.helpers import compiled_modules_listed, native_helpers_listed
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE = os.environ.get("NETWORK_SNIFFER_PURE", "") not in ("", "0")
@@ -28,6 +28,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 
 COMPILED = compiled_modules_listed()
+NATIVE = native_helpers_listed()
 
 
 def test_setup_lists_the_core_and_the_per_packet_shell_modules() -> None:
@@ -48,9 +49,11 @@ def test_listed_modules_load_compiled(name: str) -> None:
 def test_compiled_modules_and_the_build_description_agree() -> None:
     found = sniffer.compiled_modules()
     assert found == ([] if PURE else COMPILED)
+    assert sniffer.native_helpers() == ([] if PURE else NATIVE)
+    assert NATIVE == ["workers._scan"]
     assert sniffer.build_description() == (
         "hot path interpreted (pure Python)" if PURE
-        else f"hot path compiled ({len(COMPILED)} modules)")
+        else f"hot path compiled ({len(COMPILED)} modules + 1 C helper)")
 
 
 def test_only_this_interpreters_extensions_count(tmp_path: Path) -> None:
@@ -60,7 +63,9 @@ def test_only_this_interpreters_extensions_count(tmp_path: Path) -> None:
     for name in (f"sniffer/codec{ours}", f"workers/__init__{ours}", "workers/tcp.py",
                  "workers/http1.cpython-399-x86_64-linux-gnu.so", "sniffer/notes.txt"):
         (tmp_path / name).write_bytes(b"")
+    (tmp_path / f"workers/_scan{ours}").write_bytes(b"")
     assert sniffer.compiled_modules(tmp_path) == ["sniffer.codec", "workers"]
+    assert sniffer.native_helpers(tmp_path) == ["workers._scan"]
 
 
 @pytest.mark.skipif(PURE, reason="pure-Python install (NETWORK_SNIFFER_PURE)")

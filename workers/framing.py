@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from workers.anomalies import Anomalies, register
 from workers.message import Headers, HttpRequest
+from workers.scan import head_bounds
 
 ANOMALIES = register(
     {
@@ -83,12 +84,11 @@ def plain_head(chunk: bytes) -> tuple[bytes, Headers | None, int] | None:
     its rules (no colon, a folded line, a stray CR): the caller then parses the lines between
     the start line and the body with ``parse_header_lines``.
     """
-    end = chunk.find(b"\r\n\r\n")
-    if end <= 0 or chunk[0] in (13, 10):
+    eol, end = head_bounds(chunk)  # (-1, -1) also when the first line feed is bare
+    if end <= 0 or chunk[0] == 13:
         return None
-    eol = chunk.find(b"\r\n", 0, end)
     start = chunk[:eol] if eol >= 0 else chunk[:end]
-    if start[-1] == 13 or 10 in start:  # a stray CR, a bare LF (10 as an int: see startline)
+    if start[-1] == 13:  # a stray CR (no LF: the first line feed ends the start line)
         return None
     if eol < 0:  # a start line alone
         return start, [], end + 4
