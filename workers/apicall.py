@@ -120,16 +120,18 @@ def call_first_ns(call: ApiCall) -> int:
 _THREE_DIGITS: Final = tuple(str(1000 + i)[1:] for i in range(1000))  # "000" ... "999"
 
 
-def interval_text(call: ApiCall) -> str | None:
+def interval_text(call: ApiCall, before: str = "", after: str = "") -> str | None:
     """``interval``: request's first byte to response's last, ms with three decimals (at least
-    0.001); None without both sides or a request time."""
+    0.001), between ``before`` and ``after`` (one string built: the record builder's JSON
+    around it); None without both sides or a request time."""
     request, response = call.request, call.response
     if request is None or response is None or request.ts_first_ns <= 0:
         return None
     elapsed_ns = (response.ts_last_ns or response.ts_first_ns) - request.ts_first_ns
     if elapsed_ns < 1000:
         elapsed_ns = 1000
-    return f"{elapsed_ns // 1_000_000}.{_THREE_DIGITS[elapsed_ns % 1_000_000 // 1000]}"
+    ms, rest = elapsed_ns // 1_000_000, _THREE_DIGITS[elapsed_ns % 1_000_000 // 1000]
+    return f"{before}{ms}.{rest}{after}"
 
 
 def _headers(headers: Headers, prefix: str, cache: dict[bytes, tuple[str, int]],

@@ -36,6 +36,7 @@ from workers.record_plan import (
 from workers.rules import PLAN_DROP, Rules
 
 _CACHE_MAX: Final = 4096  # entries per cache (keys, header names, URLs) before clearing
+_METHODS_MAX: Final = 64  # request methods' texts held (a client sends a handful)
 _TAIL_KEYS: Final = ("request_version", "response_version", "response_reason",
                      "client_ip", "client_port", "server_ip", "server_port")
 _NOTE: Final = prefix(NOTE_KEY)
@@ -83,6 +84,10 @@ class LineBuilder:
         self._method, self._url = act("request_method"), act("request_url")
         self._code, self._now, self._interval = act("response_code"), act("now"), act("interval")
         self._now_ms, self._now_text = -1, ""  # the last "now" fragment under a keep
+        # under a plain keep: the JSON text of each method and status code seen (few of each)
+        self._method_texts: dict[bytes, str] = {}
+        self._code_texts: dict[int, str] = {}
+        self._interval_open = self._interval + '"' if type(self._interval) is str else ""
         self._bodies = {(side, b64): action_for(rules, side, side + "_base64" if b64 else side)
                         for side in ("request_body", "response_body") for b64 in (False, True)}
         self._drops_request_body = self._bodies["request_body", False] is PLAN_DROP
@@ -159,12 +164,11 @@ class LineBuilder:
         request_markers: list[str] = []
         response_markers: list[str] = []
         if request is not None:
-            action = self._method
-            if type(action) is str and request.method.isascii():
-                if request.method:
-                    parts.append(action + encode_basestring(request.method.decode()) + "]")
-            else:
-                put(action, _text(request.method), parts, pending)
+            method_text = self._method_texts.get(request.method)
+            if method_text is None:
+                method_text = self._method_text(request.method, parts, pending)
+            elif method_text:
+                parts.append(method_text)
             url_at = len(parts)
             parts.append(None)
             host, ctype, cenc = self._headers(request.headers, 0, parts, pending)
@@ -175,7 +179,10 @@ class LineBuilder:
         if response is not None:
             status = response.status
             if status is not None and type(self._code) is str:
-                parts.append(f'{self._code}"{status}"]')
+                code_text = self._code_texts.get(status)
+                if code_text is None:  # three digits: at most 900 of them
+                    code_text = self._code_texts[status] = f'{self._code}"{status}"]'
+                parts.append(code_text)
             else:
                 code = str(status) if status is not None else _text(response.status_raw)
                 if code:
@@ -199,11 +206,13 @@ class LineBuilder:
             else:
                 self._now_ms, self._now_text = ms, f'{self._now}"{ms}"]'
                 parts.append(self._now_text)
-        interval = interval_text(call)
-        if interval is not None:
-            if type(self._interval) is str:
-                parts.append(f'{self._interval}"{interval}"]')
-            else:
+        if self._interval_open:  # a plain keep: the fragment built in one string
+            interval = interval_text(call, self._interval_open, '"]')
+            if interval is not None:
+                parts.append(interval)
+        else:
+            interval = interval_text(call)
+            if interval is not None:
                 put(self._interval, interval, parts, pending)
         if request is not None and self.realip_key is not None:
             self._realip(call, parts, pending)
@@ -214,6 +223,21 @@ class LineBuilder:
             for key, value in self.rules.session_fields(cookies):
                 put(self.action(key), value, parts, pending)
         return self._finish(call, parts, pending, request_markers, response_markers)
+
+    def _method_text(self, method: bytes, parts: Parts, pending: list[int]) -> str:
+        """Put the request method under its action; under a plain keep, remember its text
+        (``""`` for an empty method) in ``_method_texts`` (bounded: cleared at 64 methods)."""
+        action = self._method
+        if type(action) is not str or not method.isascii():
+            put(action, _text(method), parts, pending)
+            return ""
+        text = action + encode_basestring(method.decode()) + "]" if method else ""
+        if len(self._method_texts) >= _METHODS_MAX:
+            self._method_texts.clear()
+        self._method_texts[method] = text
+        if text:
+            parts.append(text)
+        return text
 
     def _url_fragment(self, request: HttpRequest, host: bytes | None,
                       server: tuple[bytes, int]) -> Any:
@@ -234,7 +258,8 @@ class LineBuilder:
         """Query and form parameters and the request body, as ``to_details`` has them."""
         params: list[list[str]] = []
         budget = DEFAULT_MAX_PARAMS
-        _, _, query = request.target.partition(b"?")
+        target = request.target
+        query = target.partition(b"?")[2] if 63 in target else b""  # "?" (see startline)
         if query:
             budget = _params(query.partition(b"#")[0], None, budget, params)
         form = ctype is not None and content_type_info(ctype).media == _FORM

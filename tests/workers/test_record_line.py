@@ -212,3 +212,25 @@ def test_kept_header_values_are_memoised_within_a_bound() -> None:
         builder.build(c)
     held = lines._names[0][b"User-Agent"].texts
     assert 0 < lines._memo_values < 40 and b"v0" not in held and b"w19" in held
+
+
+def test_method_and_status_texts_are_held_within_a_bound() -> None:
+    """Under a plain keep the JSON text of each method and status code is built once; past 64
+    methods the held ones are forgotten; non-ASCII and empty methods take the general put;
+    the bytes equal the general path throughout, and under rules that judge the method too."""
+    methods = [b"M%d" % (i % 80) for i in range(200)] + [b"G\xc3\xa9T", b"G\xe9T", b""]
+    calls = []
+    for i, method in enumerate(methods):
+        c = call()
+        assert c.request is not None and c.response is not None
+        c.request.method = method
+        c.response.status = 100 + i * 7 % 900
+        calls.append(c)
+    for rules in ("include debug", "/request_method/ replace /M1/, /X/", "/request_method/ stop"):
+        same_bytes(rules, calls)
+    builder = RecordBuilder(parse("include debug"), CoreLimits(max_body_bytes=4096))
+    for c in calls:
+        builder.build(c)
+    held = builder._lines._method_texts
+    assert 0 < len(held) <= 64 and b"G\xc3\xa9T" not in held and held[b""] == ""
+    assert builder._lines._code_texts[107] == '["response_code","107"]'
