@@ -31,8 +31,9 @@ COMPILED = sorted(set(glob.glob("workers/*.py", root_dir=HERE)) - set(INTERPRETE
 ]
 
 #: Hand-written C helpers, built with the compiled hot path (each module has its definition
-#: in Python beside it, which a pure install uses): ``workers._scan`` (``workers/scan.py``).
-NATIVE = [("workers._scan", "workers/_scan.c")]
+#: in Python beside it, which a pure install uses): ``workers._scan`` (``workers/scan.py``)
+#: and ``sniffer._items`` (``sniffer/codec.py`` ``item_v4_py``).
+NATIVE = [("workers._scan", "workers/_scan.c"), ("sniffer._items", "sniffer/_items.c")]
 
 
 def pure() -> bool:

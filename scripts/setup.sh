@@ -76,7 +76,8 @@ extras=""
 # other Pythons on the same checkout keep theirs; only this interpreter's are replaced.
 stamp_file="$VENV/.network-sniffer-build"
 stamp=$({ "$PY" --version; "$PY" -m mypy --version; echo "pure=${NETWORK_SNIFFER_PURE:-} $extras"
-          cat setup.py setup.cfg pyproject.toml workers/*.py workers/*.c sniffer/*.py; } | sha256sum)
+          cat setup.py setup.cfg pyproject.toml workers/*.py workers/*.c sniffer/*.py \
+              sniffer/*.c; } | sha256sum)
 suffix=$("$PY" -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])')
 built=yes
 case "${NETWORK_SNIFFER_PURE:-}" in

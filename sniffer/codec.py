@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any, Final
 
@@ -60,7 +60,7 @@ __all__ = [
     "encode_counters", "decode_counters", "encode_control", "decode_control", "END",
     "encode_packets", "decode_packets", "PACKET_V4", "PACKET_V6", "PACKET_V4_RAW", "pack_packet",
     "packets_frame", "encode_keyed_lines", "decode_keyed_lines", "packets_data", "unpack_item",
-    "check_items_end", "FIRST_ITEM", "Item",
+    "check_items_end", "FIRST_ITEM", "Item", "item_v4", "item_v4_py", "ITEMS_ACCELERATED",
 ]
 
 CODEC_VERSION: Final = 3
@@ -90,6 +90,31 @@ _KINDS: Final = {k.value: k for k in Kind}
 _FH: Final = FRAME_HEADER.size
 _P4: Final = PACKET_V4.size
 _P6: Final = PACKET_V6.size
+
+
+def item_v4_py(index: int, ts_ns: int, frame: bytes, at: int, n: int) -> bytes:
+    """The ``PACKET_V4_RAW`` item header of a common frame (``workers.decode.plain_tcp4``):
+    packet ``index`` and time, the 22 frame bytes from ``at`` (the IPv4 addresses through the
+    TCP flags) and the payload length ``n``. ``item_v4`` is the C helper of the same
+    definition (``sniffer/_items.c``: the bound ``pack`` costs about 1,000 instructions a
+    packet, the helper a few hundred); a value out of range raises ``struct.error`` here,
+    ``OverflowError`` there."""
+    return PACKET_V4_RAW.pack(4, index, ts_ns, frame[at:at + 22], n)
+
+
+def _load_item_v4() -> tuple[Callable[[int, int, bytes, int, int], bytes], bool]:
+    try:
+        from sniffer._items import item_v4 as native
+    except ImportError:  # a pure install: no C helper
+        return item_v4_py, False
+    return native, True
+
+
+_ITEM_V4 = _load_item_v4()
+#: the C helper, or ``item_v4_py`` in a pure install
+item_v4: Final = _ITEM_V4[0]
+#: whether ``item_v4`` is the C helper
+ITEMS_ACCELERATED: Final = _ITEM_V4[1]
 _PACK_V4: Final = PACKET_V4.pack
 _PACK_V6: Final = PACKET_V6.pack
 _new_tuple = tuple.__new__  # builds a Segment without the NamedTuple __new__ frame

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from sniffer import codec
+from sniffer.codec import item_v4
 from sniffer.config import Config
 from sniffer.flowhash import flow_hash, worker_for
 from sniffer.pipeline import Wiring, put_waiting
@@ -71,7 +72,7 @@ class Sharder:
         """Take packets ``(ts_ns, frame)`` of one link type."""
         decode = self.decoder.decode
         ports, n, all_parts = self.ports, self.n, self.parts
-        pack4, pack6, raw4 = codec.PACKET_V4.pack, codec.PACKET_V6.pack, codec.PACKET_V4_RAW.pack
+        pack4, pack6 = codec.PACKET_V4.pack, codec.PACKET_V6.pack
         limit = 2 * BATCH_SEGMENTS
         sizes, batch_bytes = self.sizes, self.batch_bytes
         ticking = bool(self.wiring.source)
@@ -86,7 +87,7 @@ class Sharder:
                     if not ports or (frame[ip + 20] << 8 | frame[ip + 21]) in ports \
                             or (frame[ip + 22] << 8 | frame[ip + 23]) in ports:
                         w = 0 if n == 1 else self._worker_of(frame[ip + 12:ip + 24])
-                        header = raw4(4, index, ts_ns, frame[ip + 12:ip + 34], end - body)
+                        header = item_v4(index, ts_ns, frame, ip + 12, end - body)
                         payload = frame[body:end]
                 else:
                     seg = decode(linktype, frame)
@@ -115,7 +116,7 @@ class Sharder:
                     elif index - self.synced_index >= self.sync_packets:
                         self.index = index
                         self.sync()
-        except struct.error as exc:  # a timestamp outside u64: a bug upstream, not traffic
+        except (struct.error, OverflowError) as exc:  # a time outside u64: a bug upstream
             raise codec.CodecError(f"packet field out of range: {exc}") from None
         finally:
             self.last_ts_ns = ts_ns

@@ -50,10 +50,10 @@ def test_compiled_modules_and_the_build_description_agree() -> None:
     found = sniffer.compiled_modules()
     assert found == ([] if PURE else COMPILED)
     assert sniffer.native_helpers() == ([] if PURE else NATIVE)
-    assert NATIVE == ["workers._scan"]
+    assert NATIVE == ["sniffer._items", "workers._scan"]
     assert sniffer.build_description() == (
         "hot path interpreted (pure Python)" if PURE
-        else f"hot path compiled ({len(COMPILED)} modules + 1 C helper)")
+        else f"hot path compiled ({len(COMPILED)} modules + 2 C helpers)")
 
 
 def test_only_this_interpreters_extensions_count(tmp_path: Path) -> None:

@@ -143,14 +143,15 @@ def test_runtime_has_the_package_and_every_install_requirement(image: str) -> No
 
 
 def test_the_image_runs_the_hot_path_compiled(image: str) -> None:
-    script = ("import sniffer, workers.core, workers.http1, workers.scan\n"
+    script = ("import sniffer, sniffer.codec, workers.core, workers.http1, workers.scan\n"
               "print(sniffer.build_description(), workers.core.__file__.endswith('.so'),"
-              " workers.http1.__file__.endswith('.so'), workers.scan.ACCELERATED)")
+              " workers.http1.__file__.endswith('.so'), workers.scan.ACCELERATED,"
+              " sniffer.codec.ITEMS_ACCELERATED)")
     res = ds.run_rm(image, "-c", script, opts=("--entrypoint", "python3"))
     assert res.returncode == 0, res.stderr[-1500:]
     n = len(compiled_modules_listed())
-    assert res.stdout.split() == ["hot", "path", "compiled", f"({n}", "modules", "+", "1", "C",
-                                  "helper)", "True", "True", "True"]
+    assert res.stdout.split() == ["hot", "path", "compiled", f"({n}", "modules", "+", "2", "C",
+                                  "helpers)", "True", "True", "True", "True"]
 
 
 # ------------------------------------------------------------------------------ health check

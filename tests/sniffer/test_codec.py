@@ -1,6 +1,7 @@
 """Tests of sniffer/codec.py: round trips, the documented layout, garbage -> CodecError only."""
 from __future__ import annotations
 
+import os
 import struct
 import time
 
@@ -220,3 +221,38 @@ def _timed(fn: object, loops: int) -> float:
     for _ in range(loops):
         fn()  # type: ignore[operator]
     return time.perf_counter() - start
+
+
+_U64 = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_U64, _U64, st.binary(min_size=22, max_size=80), st.data(),
+       st.integers(min_value=0, max_value=2**32 - 1))
+def test_the_item_header_helper_agrees_with_its_definition(
+        index: int, ts_ns: int, frame: bytes, data: st.DataObject, n: int) -> None:
+    at = data.draw(st.integers(min_value=0, max_value=len(frame) - 22))
+    want = codec.item_v4_py(index, ts_ns, frame, at, n)
+    assert codec.item_v4(index, ts_ns, frame, at, n) == want
+    assert want == struct.pack("!BQQ22sI", 4, index, ts_ns, frame[at:at + 22], n)
+
+
+def test_the_item_header_helper_is_what_runs_and_rejects_what_does_not_fit() -> None:
+    if os.environ.get("NETWORK_SNIFFER_PURE", "") not in ("", "0"):
+        assert not codec.ITEMS_ACCELERATED
+        return
+    assert codec.ITEMS_ACCELERATED and codec.item_v4 is not codec.item_v4_py
+    frame = bytes(range(40))
+    for args in ((2**64, 0, frame, 0, 1), (0, -1, frame, 0, 1), (0, 0, frame, 0, 2**32)):
+        with pytest.raises(OverflowError):
+            codec.item_v4(*args)
+        with pytest.raises(struct.error):
+            codec.item_v4_py(*args)
+    with pytest.raises(ValueError, match="22 frame bytes at 19 of 40"):
+        codec.item_v4(0, 0, frame, 19, 1)
+    with pytest.raises(ValueError):
+        codec.item_v4(0, 0, frame, -1, 1)
+    with pytest.raises(TypeError, match="as bytes, not bytearray"):
+        codec.item_v4(0, 0, bytearray(frame), 0, 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes 5 arguments"):
+        codec.item_v4(0, 0, frame, 0)  # type: ignore[call-arg]

@@ -197,3 +197,23 @@ def test_the_common_frame_shipped_as_it_is_decodes_like_every_other(workers: int
         decoder.anomalies)
     if workers > 1:  # both directions of 120 flows, cached under the frame's byte order
         assert len(sharder.owners) == 240
+
+
+@needs_corpus
+def test_a_packet_time_outside_u64_is_a_codec_error_not_a_crash() -> None:
+    """A time no item can hold (a bug upstream, never traffic) raises CodecError, on the
+    common-frame path (the C item helper: OverflowError) as on the general one."""
+    cfg = load_config(None, {}, {})
+    ring = Ring.create(1 << 20)
+    ctx = mp.get_context("spawn")
+    wiring = Wiring(inputs=[ring], outputs=[], stop=ctx.Event(), stats=ctx.Queue(),
+                    source=CAPTURE, ordered=True, lossless=True, parent_pid=os.getppid())
+    try:
+        _, linktype, frame = next(iter(iter_packets(CAPTURE)))
+        sharder = Sharder(cfg, wiring)
+        sharder.packets(linktype, [(1_700_000_000_000_000_000, frame)])
+        with pytest.raises(codec.CodecError, match="out of range"):
+            sharder.packets(linktype, [(2**64, frame)])
+    finally:
+        ring.unlink()
+        wiring.stats.close()
