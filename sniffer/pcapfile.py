@@ -1,7 +1,8 @@
 """Offline capture reader for pcap and pcapng files, in pure Python (no libpcap).
 
 Strategy: the file is read in large chunks (``CHUNK_BYTES``) into one ``bytes`` buffer and
-records are cut from it with precompiled ``struct`` unpackers, so a file of any size streams
+records are cut from it with their fields read byte by byte (compiled: a few machine operations
+where a ``struct`` unpacker builds a tuple of int objects), so a file of any size streams
 with flat memory. The reader yields ``(ts_ns, linktype, frame)``; ``batches(n)`` yields lists
 of up to ``n`` packets of one link type instead (the capture process's hot loop: one list
 append per packet, no generator switch); ``offset`` is the file offset of the next record
@@ -21,21 +22,26 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Generator, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from sniffer.codec import u32be
 
 CHUNK_BYTES = 1 << 20
-MAX_RECORD_BYTES = 256 << 20  # a larger caplen or block length means a damaged file
+MAX_RECORD_BYTES: Final = 256 << 20  # a larger caplen or block length means a damaged file
 
 _PCAP_MAGICS = {  # magic as read little-endian -> (byte order, nanosecond timestamps)
     0xA1B2C3D4: ("<", False), 0xD4C3B2A1: (">", False),
     0xA1B23C4D: ("<", True), 0x4D3CB2A1: (">", True),
 }
-_PCAPNG_SHB = 0x0A0D0D0A
-_PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_IDB, _PB, _SPB, _EPB = 1, 2, 3, 6
-_OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
+# Final: compiled, each use is then a constant, not a look-up in the module's dict
+_PCAPNG_SHB: Final = 0x0A0D0D0A
+_PCAPNG_BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+_IDB: Final = 1
+_PB: Final = 2
+_SPB: Final = 3
+_EPB: Final = 6
+_OPT_TSRESOL: Final = 9
+_OPT_TSOFFSET: Final = 14
 
 Packet = tuple[int, int, bytes]
 Batch = tuple[int, list[tuple[int, bytes]]]  # (linktype, [(ts_ns, frame), ...])
@@ -184,87 +190,113 @@ class PcapReader:
 
     # -- pcapng -----------------------------------------------------------------------------
     def _pcapng(self) -> Generator[Packet, None, None]:
-        try:
-            yield from self._pcapng_blocks()
-        finally:
-            self._file.close()
+        for linktype, batch in self._pcapng_batches(1):
+            ts_ns, frame = batch[0]
+            yield ts_ns, linktype, frame
 
     def _pcapng_batches(self, max_packets: int) -> Iterator[Batch]:
-        linktype, batch = -1, []  # type: tuple[int, list[tuple[int, bytes]]]
-        try:
-            for ts_ns, lt, frame in self._gen:
-                if lt != linktype and batch:
-                    yield linktype, batch
-                    batch = []
-                linktype = lt
-                batch.append((ts_ns, frame))
-                if len(batch) >= max_packets:
-                    yield linktype, batch
-                    batch = []
-        except PcapError:
-            if batch:  # the good packets before the damage first
-                yield linktype, batch
-            raise
-        if batch:
-            yield linktype, batch
-
-    def _pcapng_blocks(self) -> Iterator[Packet]:
-        order = "<"
-        head = struct.Struct("<II").unpack_from
-        u32 = struct.Struct("<I").unpack_from
+        """The blocks in one loop, as ``_pcap`` reads records: buffer and position in locals,
+        fields read byte by byte in the section's order (``_u32le`` / ``codec.u32be``), one
+        list append per packet; a batch ends full or where the link type changes."""
+        batch: list[tuple[int, bytes]] = []
+        linktype = -1
+        little = True
         # per interface: (linktype, snaplen, multiplier, divisor, offset_ns)
         interfaces: list[tuple[int, int, int, int, int]] = []
         last_ts_ns = 0
-        while not self._at_eof():
-            self._need(12, "block header")
-            pos = self._pos
-            if int.from_bytes(self._buf[pos:pos + 4], "little") == _PCAPNG_SHB:
-                bom = self._buf[pos + 8:pos + 12]
-                if bom == _PCAPNG_BYTE_ORDER_MAGIC.to_bytes(4, "little"):
-                    order = "<"
-                elif bom == _PCAPNG_BYTE_ORDER_MAGIC.to_bytes(4, "big"):
-                    order = ">"
-                else:
-                    raise self._error("bad pcapng byte-order magic")
-                head = struct.Struct(order + "II").unpack_from
-                u32 = struct.Struct(order + "I").unpack_from
-                interfaces = []
-            btype, blen = head(self._buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
-                raise self._error(f"bad pcapng block length {blen}")
-            self._need(blen, "pcapng block")
-            pos = self._pos
-            if u32(self._buf, pos + blen - 4)[0] != blen:
-                raise self._error("pcapng block length mismatch")
-            body, body_end = pos + 8, pos + blen - 4
-            packet: Packet | None = None
-            if btype == _EPB or btype == _PB:
-                if btype == _EPB:
-                    iface, hi, lo, caplen = struct.unpack_from(order + "IIII", self._buf, body)
-                else:
-                    iface, _drops, hi, lo, caplen = struct.unpack_from(
-                        order + "HHIII", self._buf, body)
-                data = body + 20
-                if iface >= len(interfaces):
-                    raise self._error(f"packet for undeclared interface {iface}")
-                if data + caplen > body_end:
-                    raise self._error(f"packet length {caplen} beyond its block")
-                linktype, _snap, mul, div, offset_ns = interfaces[iface]
-                last_ts_ns = ((hi << 32 | lo) * mul) // div + offset_ns
-                packet = (last_ts_ns, linktype, self._buf[data:data + caplen])
-            elif btype == _SPB:
-                if not interfaces:
-                    raise self._error("simple packet block before any interface")
-                linktype, snaplen, *_ = interfaces[0]
-                origlen = u32(self._buf, body)[0]
-                caplen = min(origlen, snaplen or origlen, body_end - body - 4)
-                packet = (last_ts_ns, linktype, self._buf[body + 4:body + 4 + caplen])
-            elif btype == _IDB:
-                interfaces.append(self._interface(order, body, body_end))
-            self._pos = pos + blen
+        try:
+            buf, pos = self._buf, self._pos
+            while True:
+                if len(buf) - pos < 12:
+                    self._pos = pos
+                    if self._at_eof():
+                        break
+                    self._need(12, "block header")
+                    buf, pos = self._buf, self._pos
+                btype = _u32le(buf, pos)  # a Section Header's type reads the same either way
+                if btype == _PCAPNG_SHB:
+                    if _u32le(buf, pos + 8) == _PCAPNG_BYTE_ORDER_MAGIC:
+                        little = True
+                    elif u32be(buf, pos + 8) == _PCAPNG_BYTE_ORDER_MAGIC:
+                        little = False
+                    else:
+                        self._pos = pos
+                        raise self._error("bad pcapng byte-order magic")
+                    interfaces = []
+                elif not little:
+                    btype = u32be(buf, pos)
+                blen = _u32le(buf, pos + 4) if little else u32be(buf, pos + 4)
+                if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
+                    self._pos = pos
+                    raise self._error(f"bad pcapng block length {blen}")
+                if len(buf) - pos < blen:
+                    self._pos = pos
+                    self._need(blen, "pcapng block")
+                    buf, pos = self._buf, self._pos
+                body, body_end = pos + 8, pos + blen - 4
+                if (_u32le(buf, body_end) if little else u32be(buf, body_end)) != blen:
+                    self._pos = pos
+                    raise self._error("pcapng block length mismatch")
+                if btype == _EPB or btype == _PB:
+                    if body + 20 > body_end:
+                        self._pos = pos
+                        raise self._error("packet block too short for its fields")
+                    if little:  # the Packet Block's interface is a u16 (then a u16 drop count)
+                        iface = _u32le(buf, body) if btype == _EPB else \
+                            buf[body] | buf[body + 1] << 8
+                        ticks = _u32le(buf, body + 4) << 32 | _u32le(buf, body + 8)
+                        caplen = _u32le(buf, body + 12)
+                    else:
+                        iface = u32be(buf, body) if btype == _EPB else \
+                            buf[body] << 8 | buf[body + 1]
+                        ticks = u32be(buf, body + 4) << 32 | u32be(buf, body + 8)
+                        caplen = u32be(buf, body + 12)
+                    data = body + 20
+                    if iface >= len(interfaces):
+                        self._pos = pos
+                        raise self._error(f"packet for undeclared interface {iface}")
+                    if data + caplen > body_end:
+                        self._pos = pos
+                        raise self._error(f"packet length {caplen} beyond its block")
+                    lt, _snap, mul, div, offset_ns = interfaces[iface]
+                    last_ts_ns = _ticks_ns(ticks, mul, div) + offset_ns
+                    if lt != linktype and batch:
+                        self.offset = self._base + pos
+                        yield linktype, batch
+                        batch = []
+                    linktype = lt
+                    batch.append((last_ts_ns, buf[data:data + caplen]))
+                elif btype == _SPB:
+                    if not interfaces:
+                        self._pos = pos
+                        raise self._error("simple packet block before any interface")
+                    lt, snaplen, _mul, _div, _off = interfaces[0]
+                    origlen = _u32le(buf, body) if little else u32be(buf, body)
+                    caplen = min(origlen, snaplen or origlen, body_end - body - 4)
+                    if lt != linktype and batch:
+                        self.offset = self._base + pos
+                        yield linktype, batch
+                        batch = []
+                    linktype = lt
+                    batch.append((last_ts_ns, buf[body + 4:body + 4 + caplen]))
+                elif btype == _IDB:
+                    self._pos = pos
+                    interfaces.append(self._interface("<" if little else ">", body, body_end))
+                pos += blen
+                if len(batch) >= max_packets:
+                    self.offset = self._base + pos
+                    yield linktype, batch
+                    batch = []
             self.offset = self._base + self._pos
-            if packet is not None:
-                yield packet
+            if batch:
+                yield linktype, batch
+        except PcapError:
+            if batch:  # the good packets before the damage first
+                self.offset = self._base + self._pos
+                yield linktype, batch
+            raise
+        finally:
+            self._file.close()
 
     def _interface(self, order: str, body: int, end: int) -> tuple[int, int, int, int, int]:
         """Parse an Interface Description Block: link type, snaplen and time options."""
@@ -306,6 +338,17 @@ def _u32le(buf: bytes, off: int) -> int:
     """The little-endian u32 at ``off`` (the caller checked the bounds): compiled, a few
     machine operations, where ``unpack_from`` builds a tuple of four int objects."""
     return buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16 | buf[off + 3] << 24
+
+
+def _ticks_ns(ticks: int, mul: int, div: int) -> int:
+    """``ticks * mul // div``, exact. Compiled, a product is native only when both factors
+    are below 2**30 (see ``_seconds_ns``); an interface's multiplier is (10**n, or 10**9 for
+    a power-of-two resolution), its ticks since 1970 are not, so they are split in two."""
+    if mul < 1 << 30 and ticks < 1 << 60:
+        product = ((ticks >> 30) * mul << 30) + (ticks & 0x3FFFFFFF) * mul
+    else:
+        product = ticks * mul
+    return product if div == 1 else product // div
 
 
 def _seconds_ns(sec: int) -> int:

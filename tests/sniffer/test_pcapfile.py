@@ -181,6 +181,8 @@ DAMAGED_PCAPNG = [
     ("absurd-block-length", struct.pack("<II", 6, 1 << 30) + b"\0" * 8, "bad pcapng block length"),
     ("caplen-beyond-block", block("<", 6, struct.pack("<IIIII", 0, 0, 0, 99, 99) + b"x"),
      "packet length 99 beyond its block"),
+    ("short-packet-block", block("<", 6, b"\0" * 12), "packet block too short for its fields"),
+    ("short-obsolete-block", block("<", 2, b""), "packet block too short for its fields"),
 ]
 
 
@@ -289,3 +291,12 @@ def test_record_times_are_exact_over_the_whole_u32_range(times: list[tuple[int, 
     with tempfile.TemporaryDirectory() as tmp:
         got = [ts for ts, _, _ in iter_packets(write(Path(tmp), pcap(records, order, nanos)))]
     assert got == [sec * 10**9 + frac * (1 if nanos else 1000) for sec, frac in times]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.sampled_from([1, 10, 1000, 10**6, 10**9, 2**31, 10**12]),
+       st.sampled_from([1, 2**10, 2**30, 10, 10**3, 10**9]))
+def test_interface_ticks_become_exact_nanoseconds(ticks: int, mul: int, div: int) -> None:
+    """An interface's ticks times its multiplier over its divisor, exactly, whatever the
+    sizes (the reader splits the product to keep today's microsecond ticks native)."""
+    assert pcapfile._ticks_ns(ticks, mul, div) == ticks * mul // div
