@@ -116,6 +116,16 @@ def read_into_file(pcap: Path, label: str, workers: int | str | None = None) -> 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def as_pcapng(pcap: Path) -> Path:
+    """The same capture as pcapng (``editcap -F pcapng``, cached beside it): Wireshark's and
+    dumpcap's default format, which the reader parses by blocks, not records."""
+    out = pcap.with_suffix(".pcapng")
+    if not out.exists() or out.stat().st_mtime < pcap.stat().st_mtime:
+        subprocess.run(["editcap", "-F", "pcapng", str(pcap), str(out)], check=True,
+                       capture_output=True, timeout=300)
+    return out
+
+
 def read_into_endpoint(pcap: Path, label: str, workers: int | str | None = None) -> Measurement:
     """``network-sniffer read FILE`` shipping to the strict test endpoint (strict rules)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-read-"))
