@@ -48,10 +48,11 @@ from __future__ import annotations
 import enum
 import json
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import accumulate
 from typing import Any, Final
 
+from workers.native import native_or
 from workers.segment import Segment
 
 __all__ = [
@@ -102,15 +103,7 @@ def item_v4_py(index: int, ts_ns: int, frame: bytes, at: int, n: int) -> bytes:
     return PACKET_V4_RAW.pack(4, index, ts_ns, frame[at:at + 22], n)
 
 
-def _load_item_v4() -> tuple[Callable[[int, int, bytes, int, int], bytes], bool]:
-    try:
-        from sniffer._items import item_v4 as native
-    except ImportError:  # a pure install: no C helper
-        return item_v4_py, False
-    return native, True
-
-
-_ITEM_V4 = _load_item_v4()
+_ITEM_V4 = native_or("sniffer._items", "item_v4", item_v4_py)
 #: the C helper, or ``item_v4_py`` in a pure install
 item_v4: Final = _ITEM_V4[0]
 #: whether ``item_v4`` is the C helper

@@ -9,7 +9,9 @@ CPython 3.11, compiled or not (the method call, not the search), and it costs ab
 """
 from __future__ import annotations
 
-from typing import Callable, Final
+from typing import Final
+
+from workers.native import native_or
 
 
 def head_bounds_py(chunk: bytes) -> tuple[int, int]:
@@ -26,15 +28,7 @@ def head_bounds_py(chunk: bytes) -> tuple[int, int]:
     return (-1 if end == lf - 1 else lf - 1), end
 
 
-def _load() -> tuple[Callable[[bytes], tuple[int, int]], bool]:
-    try:
-        from workers._scan import head_bounds as native
-    except ImportError:  # a pure install: no C helper
-        return head_bounds_py, False
-    return native, True
-
-
-_LOADED = _load()
+_LOADED = native_or("workers._scan", "head_bounds", head_bounds_py)
 #: the C helper, or ``head_bounds_py`` in a pure install
 head_bounds: Final = _LOADED[0]
 #: whether ``head_bounds`` is the C helper
