@@ -126,6 +126,7 @@ time.sleep(120)
 
 def _wait_until_orphaned(wiring: Wiring, marker: str) -> None:  # runs in a child
     assert not orphaned(wiring)
+    Path(marker + ".ready").write_text("up")  # the test kills the supervisor only after this
     end = time.monotonic() + 60
     while not orphaned(wiring) and time.monotonic() < end:
         time.sleep(0.02)
@@ -152,6 +153,11 @@ def test_a_child_notices_that_its_supervisor_was_killed(method: str, tmp_path: P
         child = int(holder.stdout.readline())
         server = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert (server == holder.pid) == (method == "spawn")
+        ready = Path(str(marker) + ".ready")
+        end = time.monotonic() + 60  # a spawned child imports for a while on a slow machine
+        while not ready.exists() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert ready.exists(), "the child never started"
         time.sleep(0.3)
         assert not marker.exists()
         holder.kill()
