@@ -125,6 +125,11 @@ class PcapReader:
     def _error(self, message: str) -> PcapError:
         return PcapError(f"{self.path}: {message} at offset {self._base + self._pos}")
 
+    def _error_at(self, pos: int, message: str) -> PcapError:
+        """``_error`` about the record at ``pos`` of the buffer (a loop's local position)."""
+        self._pos = pos
+        return self._error(message)
+
     def _at_eof(self) -> bool:
         return self._pos >= len(self._buf) and not self._peek(1)
 
@@ -220,27 +225,24 @@ class PcapReader:
                     elif u32be(buf, pos + 8) == _PCAPNG_BYTE_ORDER_MAGIC:
                         little = False
                     else:
-                        self._pos = pos
-                        raise self._error("bad pcapng byte-order magic")
+                        raise self._error_at(pos, "bad pcapng byte-order magic")
                     interfaces = []
                 elif not little:
                     btype = u32be(buf, pos)
                 blen = _u32le(buf, pos + 4) if little else u32be(buf, pos + 4)
                 if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
-                    self._pos = pos
-                    raise self._error(f"bad pcapng block length {blen}")
+                    raise self._error_at(pos, f"bad pcapng block length {blen}")
                 if len(buf) - pos < blen:
                     self._pos = pos
                     self._need(blen, "pcapng block")
                     buf, pos = self._buf, self._pos
                 body, body_end = pos + 8, pos + blen - 4
                 if (_u32le(buf, body_end) if little else u32be(buf, body_end)) != blen:
-                    self._pos = pos
-                    raise self._error("pcapng block length mismatch")
+                    raise self._error_at(pos, "pcapng block length mismatch")
+                data = lt = caplen = -1  # where this block's packet starts: none yet
                 if btype == _EPB or btype == _PB:
                     if body + 20 > body_end:
-                        self._pos = pos
-                        raise self._error("packet block too short for its fields")
+                        raise self._error_at(pos, "packet block too short for its fields")
                     if little:  # the Packet Block's interface is a u16 (then a u16 drop count)
                         iface = _u32le(buf, body) if btype == _EPB else \
                             buf[body] | buf[body + 1] << 8
@@ -253,35 +255,28 @@ class PcapReader:
                         caplen = u32be(buf, body + 12)
                     data = body + 20
                     if iface >= len(interfaces):
-                        self._pos = pos
-                        raise self._error(f"packet for undeclared interface {iface}")
+                        raise self._error_at(pos, f"packet for undeclared interface {iface}")
                     if data + caplen > body_end:
-                        self._pos = pos
-                        raise self._error(f"packet length {caplen} beyond its block")
+                        raise self._error_at(pos, f"packet length {caplen} beyond its block")
                     lt, _snap, mul, div, offset_ns = interfaces[iface]
                     last_ts_ns = _ticks_ns(ticks, mul, div) + offset_ns
+                elif btype == _SPB:
+                    if not interfaces:
+                        raise self._error_at(pos, "simple packet block before any interface")
+                    lt, snaplen, _mul, _div, _off = interfaces[0]
+                    origlen = _u32le(buf, body) if little else u32be(buf, body)
+                    caplen = min(origlen, snaplen or origlen, body_end - body - 4)
+                    data = body + 4
+                elif btype == _IDB:
+                    self._pos = pos
+                    interfaces.append(self._interface("<" if little else ">", body, body_end))
+                if data >= 0:  # a packet: its interface's link type, time and bytes
                     if lt != linktype and batch:
                         self.offset = self._base + pos
                         yield linktype, batch
                         batch = []
                     linktype = lt
                     batch.append((last_ts_ns, buf[data:data + caplen]))
-                elif btype == _SPB:
-                    if not interfaces:
-                        self._pos = pos
-                        raise self._error("simple packet block before any interface")
-                    lt, snaplen, _mul, _div, _off = interfaces[0]
-                    origlen = _u32le(buf, body) if little else u32be(buf, body)
-                    caplen = min(origlen, snaplen or origlen, body_end - body - 4)
-                    if lt != linktype and batch:
-                        self.offset = self._base + pos
-                        yield linktype, batch
-                        batch = []
-                    linktype = lt
-                    batch.append((last_ts_ns, buf[body + 4:body + 4 + caplen]))
-                elif btype == _IDB:
-                    self._pos = pos
-                    interfaces.append(self._interface("<" if little else ">", body, body_end))
                 pos += blen
                 if len(batch) >= max_packets:
                     self.offset = self._base + pos
